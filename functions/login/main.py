@@ -1,0 +1,104 @@
+"""The ``login`` function: registration, login, the current user, sessions and the JWKS."""
+
+from __future__ import annotations
+
+from functions_framework.aio import http
+from starlette.requests import Request
+from starlette.responses import Response
+
+from quill import ratelimit, wire
+from quill.auth import sessions, tokens
+from quill.auth.guard import bearer_token
+from quill.domain import users
+from quill.domain.fields import Fields
+from quill.domain.values import User
+from quill.errors import Unauthorized, token_invalid
+from quill.function import Call, Endpoint, Function
+from quill.http import client_ip, empty, json, read_wrapped
+from quill.settings import get_settings
+
+
+def _signed_in(user: User, session: sessions.Session, status_code: int = 200) -> Response:
+    """The RealWorld user body, with the session's refresh token in a header (an extension)."""
+    token = tokens.issue_access_token(user.id, session.id)
+    return json(wire.user(user, token), status_code, {"X-Refresh-Token": session.refresh_token})
+
+
+async def register(call: Call) -> Response:
+    registration = users.parse_registration(await read_wrapped(call.request, "user"))
+    user, session = await users.register(registration)
+    return _signed_in(user, session, 201)
+
+
+async def log_in(call: Call) -> Response:
+    settings = get_settings()
+    fields = Fields(await read_wrapped(call.request, "user"))
+    email, password = fields.required("email", 254), fields.required("password", 256)
+    fields.done()
+    account = email.lower()
+    await ratelimit.hit("login_ip", client_ip(call.request), settings.login_per_ip)
+    await ratelimit.check("login_account", account, settings.login_per_account)
+    try:
+        user = await users.authenticate(email, password)
+    except Unauthorized:
+        await ratelimit.hit("login_account", account, settings.login_per_account)
+        raise
+    await ratelimit.reset("login_account", account)
+    return _signed_in(user, await sessions.begin(user.id))
+
+
+async def current_user(call: Call) -> Response:
+    user = await users.get(call.user_id)
+    if user is None:
+        raise token_invalid()
+    return json(wire.user(user, bearer_token(call.request) or ""))
+
+
+async def update_user(call: Call) -> Response:
+    user = await users.get(call.user_id)
+    if user is None:
+        raise token_invalid()
+    changes = users.parse_changes(await read_wrapped(call.request, "user"))
+    updated = await users.update(user, changes, call.session_id)
+    return json(wire.user(updated, tokens.issue_access_token(updated.id, call.session_id)))
+
+
+async def refresh(call: Call) -> Response:
+    """Trade a refresh token for a new access token and a new refresh token (an extension)."""
+    fields = Fields(await read_wrapped(call.request, "user"))
+    refresh_token = fields.required("refreshToken", 512)
+    fields.done()
+    session = await sessions.refresh(refresh_token)
+    user = await users.get(session.user_id)
+    if user is None:
+        raise token_invalid()
+    return _signed_in(user, session)
+
+
+async def log_out(call: Call) -> Response:
+    """End the caller's session: its access and refresh tokens stop working at once."""
+    await sessions.revoke(call.session_id)
+    return empty()
+
+
+async def jwks(call: Call) -> Response:
+    return json(tokens.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+FUNCTION = Function(
+    "login",
+    [
+        Endpoint("POST", "/api/users", register, auth="none"),
+        Endpoint("POST", "/api/users/login", log_in, auth="none"),
+        Endpoint("POST", "/api/users/refresh", refresh, auth="none"),
+        Endpoint("POST", "/api/users/logout", log_out, auth="required"),
+        Endpoint("GET", "/api/user", current_user, auth="required"),
+        Endpoint("PUT", "/api/user", update_user, auth="required", write=True),
+        Endpoint("GET", "/.well-known/jwks.json", jwks, auth="none"),
+    ],
+)
+
+
+@http
+async def login(request: Request) -> Response:
+    return await FUNCTION(request)

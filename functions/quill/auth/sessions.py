@@ -1,0 +1,149 @@
+"""Sessions: rotating refresh tokens and revocation. Owns ``sessions`` and ``refresh_tokens``.
+
+A session starts at login or registration. Its refresh tokens are single-use: each
+refresh returns a new one, and presenting a used one again (a stolen copy) revokes the
+whole session. Logout revokes the session, which also kills every access token that
+names it. Whether a session is live is cached in Redis for a short time; PostgreSQL
+holds the truth, so a Redis that lost its data cannot bring a revoked token back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from redis.exceptions import RedisError
+
+from quill import cache
+from quill.db import Connection, connection
+from quill.errors import Unauthorized
+from quill.observability import get_logger
+from quill.settings import get_settings
+
+__all__ = ["Session", "begin", "forget", "is_live", "refresh", "revoke", "revoke_others", "start"]
+
+_LIVE_SECONDS = 30
+_log = get_logger("quill.sessions")
+
+_START = """
+INSERT INTO sessions (id, user_id, expires_at) VALUES (%(id)s, %(user_id)s, clock_timestamp() + %(ttl)s)
+"""
+_ISSUE = "INSERT INTO refresh_tokens (token_hash, session_id) VALUES (%s, %s)"
+_CLAIM = """
+SELECT r.used_at, s.id AS session_id, s.user_id, s.revoked_at, s.expires_at < clock_timestamp() AS expired
+FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+WHERE r.token_hash = %s
+FOR UPDATE OF r, s
+"""
+_MARK_USED = "UPDATE refresh_tokens SET used_at = clock_timestamp() WHERE token_hash = %s"
+_REVOKE = "UPDATE sessions SET revoked_at = coalesce(revoked_at, clock_timestamp()) WHERE id = %s"
+_REVOKE_OTHERS = """
+UPDATE sessions SET revoked_at = clock_timestamp()
+WHERE user_id = %s AND id <> %s AND revoked_at IS NULL
+RETURNING id
+"""
+_LIVE = "SELECT revoked_at IS NULL AND expires_at > clock_timestamp() AS live FROM sessions WHERE id = %s"
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    user_id: int
+    refresh_token: str
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def _issue(conn: Connection, session_id: str) -> str:
+    token = secrets.token_urlsafe(32)
+    await conn.execute(_ISSUE, (_digest(token), session_id))
+    return token
+
+
+async def start(conn: Connection, user_id: int) -> Session:
+    """Open a session inside the caller's transaction (registration commits it with the user)."""
+    session_id = secrets.token_urlsafe(16)
+    ttl = timedelta(seconds=get_settings().refresh_token_ttl)
+    await conn.execute(_START, {"id": session_id, "user_id": user_id, "ttl": ttl})
+    return Session(session_id, user_id, await _issue(conn, session_id))
+
+
+async def begin(user_id: int) -> Session:
+    async with connection() as conn:
+        return await start(conn, user_id)
+
+
+async def refresh(refresh_token: str) -> Session:
+    """Trade a refresh token for a new one; a reused token revokes its session."""
+    reused: str | None = None
+    async with connection() as conn:
+        cursor = await conn.execute(_CLAIM, (_digest(refresh_token),))
+        row = await cursor.fetchone()
+        if row is None or row["revoked_at"] is not None or row["expired"]:
+            raise Unauthorized({"token": ["is invalid"]})
+        if row["used_at"] is not None:
+            await conn.execute(_REVOKE, (row["session_id"],))
+            reused = row["session_id"]
+        else:
+            await conn.execute(_MARK_USED, (_digest(refresh_token),))
+            session = Session(row["session_id"], row["user_id"], await _issue(conn, row["session_id"]))
+    if reused is not None:
+        _log.warning("refresh_token_reused", session_id=reused)
+        await forget(reused)
+        raise Unauthorized({"token": ["is invalid"]})
+    return session
+
+
+async def revoke(session_id: str) -> None:
+    async with connection() as conn:
+        await conn.execute(_REVOKE, (session_id,))
+    await forget(session_id)
+
+
+async def revoke_others(conn: Connection, user_id: int, keep: str) -> list[str]:
+    """Inside the caller's transaction (a password change): end every other session."""
+    rows = await (await conn.execute(_REVOKE_OTHERS, (user_id, keep))).fetchall()
+    return [str(row["id"]) for row in rows]
+
+
+def _live_key(session_id: str) -> str:
+    return cache.key("session", session_id)
+
+
+async def forget(*session_ids: str) -> None:
+    """After commit: make revoked sessions fail at once, not when their cached answer expires."""
+    try:
+        client = await cache.get_redis()
+        async with client.pipeline(transaction=False) as pipe:
+            for session_id in session_ids:
+                pipe.set(_live_key(session_id), b"0", ex=_LIVE_SECONDS)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        cache.report_outage("revocation", exc)
+
+
+async def is_live(session_id: str) -> bool:
+    """Whether access tokens of this session are still good (Redis first, PostgreSQL on a miss)."""
+    name = _live_key(session_id)
+    try:
+        client = await cache.get_redis()
+        cached = await client.get(name)
+    except (RedisError, OSError) as exc:
+        cache.report_outage("revocation", exc)
+        client, cached = None, None
+    if cached is not None:
+        return cached == b"1"
+    async with connection() as conn:
+        cursor = await conn.execute(_LIVE, (session_id,))
+        row = await cursor.fetchone()
+    live = bool(row and row["live"])
+    if client is not None:
+        try:
+            await client.set(name, b"1" if live else b"0", ex=_LIVE_SECONDS, nx=True)
+        except (RedisError, OSError) as exc:
+            cache.report_outage("revocation", exc)
+    return live

@@ -1,0 +1,180 @@
+"""Access tokens: short-lived EdDSA (Ed25519) JWTs with a ``kid``, verified locally.
+
+``login`` signs with the private key; every function verifies with the public keys
+(the signing key's plus any listed in ``JWT_PUBLIC_KEYS`` for rotation) and never
+calls ``login``. The same public keys are published as the JWKS the gateway uses.
+With no key configured in dev, a key is generated once under ``.quill/`` and shared
+by every local process.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from quill.errors import token_invalid
+from quill.settings import ConfigError, Settings, get_settings
+
+__all__ = ["Claims", "KeySet", "decode_access_token", "issue_access_token", "jwks", "key_set"]
+
+_ALGORITHM = "EdDSA"
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: int
+    session_id: str
+    token_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class KeySet:
+    signing_key: Ed25519PrivateKey | None
+    signing_kid: str | None
+    public_keys: dict[str, Ed25519PublicKey]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _raw(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    """RFC 7638 thumbprint: stable for a key, different for every other key."""
+    canonical = '{"crv":"Ed25519","kty":"OKP","x":"' + _b64(_raw(public)) + '"}'
+    return _b64(hashlib.sha256(canonical.encode()).digest())
+
+
+def _load_private(pem: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"JWT_PRIVATE_KEY is not a readable PEM private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError("JWT_PRIVATE_KEY must be an Ed25519 key (openssl genpkey -algorithm ed25519)")
+    return key
+
+
+def _load_public(pem: str) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"JWT_PUBLIC_KEYS holds a key that is not readable PEM: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError("JWT_PUBLIC_KEYS must hold Ed25519 public keys")
+    return key
+
+
+def _dev_key(path: Path) -> str:
+    """Read the local dev key, creating it atomically if no process has yet."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        scratch.write_bytes(pem)
+        scratch.chmod(0o600)
+        try:
+            os.link(scratch, path)  # fails if another process won the race: use theirs
+        except FileExistsError:
+            pass
+        finally:
+            scratch.unlink()
+    return path.read_text(encoding="utf-8")
+
+
+def build_key_set(settings: Settings) -> KeySet:
+    pem = settings.jwt_private_key
+    if pem is None and not settings.jwt_public_keys:
+        pem = _dev_key(Path(settings.jwt_dev_key_path))
+    signing = _load_private(pem) if pem else None
+    public: dict[str, Ed25519PublicKey] = {}
+    if signing is not None:
+        public[key_id(signing.public_key())] = signing.public_key()
+    for extra in settings.jwt_public_keys:
+        loaded = _load_public(extra)
+        public[key_id(loaded)] = loaded
+    signing_kid = key_id(signing.public_key()) if signing else None
+    return KeySet(signing, signing_kid, public)
+
+
+@cache
+def _key_set_for(settings: Settings) -> KeySet:
+    return build_key_set(settings)
+
+
+def key_set() -> KeySet:
+    return _key_set_for(get_settings())
+
+
+def issue_access_token(user_id: int, session_id: str) -> str:
+    settings = get_settings()
+    keys = key_set()
+    if keys.signing_key is None:
+        raise ConfigError("this function has no JWT_PRIVATE_KEY, so it cannot issue tokens")
+    now = int(time.time())
+    claims = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": str(user_id),
+        "sid": session_id,
+        "jti": secrets.token_urlsafe(16),
+        "iat": now,
+        "nbf": now,
+        "exp": now + settings.access_token_ttl,
+    }
+    return jwt.encode(claims, keys.signing_key, algorithm=_ALGORITHM, headers={"kid": keys.signing_kid})
+
+
+def decode_access_token(token: str) -> Claims:
+    """Verify signature, ``kid``, algorithm, time, issuer and audience; any doubt is a 401."""
+    settings = get_settings()
+    try:
+        header = jwt.get_unverified_header(token)
+        public = key_set().public_keys.get(str(header.get("kid")))
+        if public is None or header.get("alg") != _ALGORITHM:
+            raise token_invalid()
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            public,
+            algorithms=[_ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=5,
+            options={"require": ["exp", "iat", "nbf", "sub", "jti", "sid", "iss", "aud"]},
+        )
+        return Claims(
+            user_id=int(payload["sub"]),
+            session_id=str(payload["sid"]),
+            token_id=str(payload["jti"]),
+            expires_at=int(payload["exp"]),
+        )
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        raise token_invalid() from None
+
+
+def jwks() -> dict[str, list[dict[str, str]]]:
+    return {
+        "keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": _b64(_raw(public)), "kid": kid, "alg": _ALGORITHM, "use": "sig"}
+            for kid, public in key_set().public_keys.items()
+        ]
+    }

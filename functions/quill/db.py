@@ -1,0 +1,89 @@
+"""The PostgreSQL pool: opened once per process on first use, closed on shutdown.
+
+Use it the way psycopg's docs say: ``async with connection() as conn`` commits on
+success and rolls back on error. Connection failures surface as ``ServiceUnavailable``
+(503) so a request never hangs or answers 500 because PostgreSQL is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from quill.errors import ServiceUnavailable
+from quill.lazy import Lazy
+from quill.settings import get_settings
+
+__all__ = ["Connection", "aclose", "connection", "get_pool", "ping"]
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+
+async def _open() -> AsyncConnectionPool[Connection]:
+    settings = get_settings()
+    pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        timeout=settings.db_pool_timeout,
+        max_idle=300,
+        max_lifetime=1800,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={
+            "row_factory": dict_row,
+            "connect_timeout": 3,
+            # Custom plans for every execution: the list query's optional filters make
+            # a generic plan a poor fit, and planning costs little next to a bad plan.
+            "options": (
+                f"-c statement_timeout={settings.db_statement_timeout_ms} -c plan_cache_mode=force_custom_plan"
+            ),
+            "application_name": f"quill-{settings.function}",
+        },
+        name=f"quill-{settings.function}",
+    )
+    # wait=False: a process must start (and answer liveness) while PostgreSQL is away.
+    await pool.open(wait=False)
+    return pool
+
+
+async def _close(pool: AsyncConnectionPool[Connection]) -> None:
+    await pool.close()
+
+
+_pool: Lazy[AsyncConnectionPool[Connection]] = Lazy(_open, _close)
+get_pool = _pool.get
+aclose = _pool.aclose
+
+
+@asynccontextmanager
+async def connection() -> AsyncIterator[Connection]:
+    """A pooled connection inside a transaction; PostgreSQL outages become a 503."""
+    pool = await get_pool()
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise ServiceUnavailable("database") from exc
+
+
+async def ping() -> str:
+    """``ok``, ``saturated`` (reachable, every connection busy) or ``down``, within a second."""
+    timeout = 1.0
+    pool = await get_pool()
+    try:
+        async with asyncio.timeout(timeout), pool.connection(timeout=timeout) as conn:
+            await conn.execute("SELECT 1")
+        return "ok"
+    except (PoolTimeout, TimeoutError):
+        stats = pool.get_stats()
+        # Connections exist and are all in use: PostgreSQL answers, this replica is just busy.
+        return "saturated" if stats.get("pool_size", 0) > 0 and stats.get("pool_available", 0) == 0 else "down"
+    except (psycopg.Error, OSError):
+        return "down"

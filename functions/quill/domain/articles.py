@@ -1,0 +1,530 @@
+"""Articles, their tags and favorites. Owns ``articles``, ``article_tags`` and ``favorites``.
+
+A page of articles is two statements whatever its size (the page with authors,
+tags, favorite and follow flags; and the total count). A single article's
+viewer-independent view is cached under ``article:<slug>``; the viewer's flags are
+read from PostgreSQL in one small query, so a favorite or follow shows at once.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg.errors
+
+from quill import cache, events
+from quill.db import Connection, connection
+from quill.domain import fields as f
+from quill.domain import views
+from quill.domain.outbox import Transaction, transaction
+from quill.domain.values import Article, Profile
+from quill.domain.views import article_key
+from quill.errors import Forbidden, NotFound
+from quill.wire import timestamp as wire_time
+
+__all__ = [
+    "ArticleChanges",
+    "ArticleQuery",
+    "ImportRequest",
+    "NewArticle",
+    "author_id",
+    "check_owner",
+    "create",
+    "delete",
+    "favorite",
+    "feed",
+    "get",
+    "id_of",
+    "insert",
+    "list_articles",
+    "page_sql",
+    "parse_changes",
+    "parse_import",
+    "parse_new",
+    "slugify",
+    "tags",
+    "unfavorite",
+    "update",
+]
+
+_EMITTER = "posts"
+
+_VIEWER_FLAGS = """
+    EXISTS (SELECT 1 FROM favorites fv WHERE fv.article_id = a.id AND fv.user_id = %(viewer)s) AS favorited,
+    EXISTS (SELECT 1 FROM follows fo WHERE fo.followee_id = a.author_id AND fo.follower_id = %(viewer)s)
+        AS following
+"""
+
+_SUMMARY_COLUMNS = """
+    a.id, a.slug, a.title, a.description, a.tag_list, a.created_at, a.updated_at, a.favorites_count,
+    a.author_id, u.username, u.bio, u.image,
+"""
+
+# Each filter is a constant fragment, ANDed in only when the query has it: an
+# `x IS NULL OR a.id IN (...)` form would keep PostgreSQL from turning the IN into a
+# semi-join (sublinks are pulled up before constants fold), so counts scanned the table.
+_FILTER_SQL: dict[str, str] = {
+    "tag": "a.id IN (SELECT t.article_id FROM article_tags t WHERE t.tag = %(tag)s)",
+    "author": "u.username = %(author)s",
+    "favorited": (
+        "a.id IN (SELECT fb.article_id FROM favorites fb JOIN users fu ON fu.id = fb.user_id"
+        " WHERE fu.username = %(favorited)s)"
+    ),
+    "feed_of": "a.author_id IN (SELECT fo2.followee_id FROM follows fo2 WHERE fo2.follower_id = %(feed_of)s)",
+    "q": "sd.document @@ websearch_to_tsquery('english', %(q)s)",
+}
+_FROM = "\nFROM articles a JOIN users u ON u.id = a.author_id\n"
+_FROM_SEARCH = _FROM + "JOIN search_documents sd ON sd.article_id = a.id\n"
+_NEWEST = "ORDER BY a.created_at DESC, a.id DESC\n"
+_RANKED = "ORDER BY ts_rank(sd.document, websearch_to_tsquery('english', %(q)s)) DESC, a.created_at DESC, a.id DESC\n"
+
+
+def _where(params: dict[str, Any]) -> str:
+    chosen = [fragment for name, fragment in _FILTER_SQL.items() if params.get(name) is not None]
+    return ("WHERE " + "\n  AND ".join(chosen) + "\n") if chosen else ""
+
+
+def page_sql(params: dict[str, Any]) -> tuple[str, str]:
+    """The page and count statements for these parameters (only constant fragments are joined)."""
+    searching = params.get("q") is not None
+    source = (_FROM_SEARCH if searching else _FROM) + _where(params)
+    page = (
+        "SELECT"
+        + _SUMMARY_COLUMNS
+        + _VIEWER_FLAGS
+        + source
+        + (_RANKED if searching else _NEWEST)
+        + "LIMIT %(limit)s OFFSET %(offset)s"
+    )
+    return page, "SELECT count(*) AS total" + source
+
+
+_ONE = """
+SELECT a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
+       a.favorites_count, a.author_id, u.username, u.bio, u.image
+FROM articles a JOIN users u ON u.id = a.author_id
+WHERE a.slug = %s
+"""
+_FLAGS_FOR = "SELECT" + _VIEWER_FLAGS + "FROM articles a WHERE a.id = %(article_id)s"
+# FOR KEY SHARE: a favorite or comment being added holds the article until it commits,
+# so a concurrent delete waits instead of breaking the foreign key.
+_LOCATE = "SELECT id, author_id FROM articles WHERE slug = %s FOR KEY SHARE"
+_LOCATE_FOR_UPDATE = "SELECT id, author_id, slug, title FROM articles WHERE slug = %s FOR UPDATE"
+
+_EVENT_COLUMNS = """
+    id, slug, title, description, tag_list, created_at, updated_at, author_id,
+    (SELECT username FROM users WHERE users.id = author_id) AS author_username
+"""
+_INSERT = (
+    """
+INSERT INTO articles (slug, author_id, title, description, body, tag_list, created_at, updated_at)
+VALUES (%(slug)s, %(author_id)s, %(title)s, %(description)s, %(body)s, %(tag_list)s,
+        coalesce(%(created_at)s, date_trunc('milliseconds', clock_timestamp())),
+        coalesce(%(updated_at)s, %(created_at)s, date_trunc('milliseconds', clock_timestamp())))
+RETURNING"""
+    + _EVENT_COLUMNS
+)
+_INSERT_TAGS = "INSERT INTO article_tags (article_id, tag) SELECT %s, unnest(%s::text[])"
+_DELETE_TAGS = "DELETE FROM article_tags WHERE article_id = %s"
+_UPDATE = (
+    """
+UPDATE articles SET
+    slug = %(slug)s,
+    title = coalesce(%(title)s, title),
+    description = coalesce(%(description)s, description),
+    body = coalesce(%(body)s, body),
+    tag_list = coalesce(%(tag_list)s, tag_list),
+    updated_at = greatest(date_trunc('milliseconds', clock_timestamp()), updated_at + interval '1 millisecond')
+WHERE id = %(article_id)s
+RETURNING"""
+    + _EVENT_COLUMNS
+)
+_DELETE = "DELETE FROM articles WHERE id = %s RETURNING id, slug, author_id"
+_FAVORITE = """
+WITH added AS (
+    INSERT INTO favorites (user_id, article_id) VALUES (%(viewer)s, %(article_id)s)
+    ON CONFLICT DO NOTHING RETURNING article_id
+)
+UPDATE articles SET favorites_count = favorites_count + 1 WHERE id IN (SELECT article_id FROM added)
+RETURNING favorites_count, (SELECT username FROM users WHERE id = %(viewer)s) AS username
+"""
+_UNFAVORITE = """
+WITH removed AS (
+    DELETE FROM favorites WHERE user_id = %(viewer)s AND article_id = %(article_id)s RETURNING article_id
+)
+UPDATE articles SET favorites_count = favorites_count - 1 WHERE id IN (SELECT article_id FROM removed)
+RETURNING favorites_count, (SELECT username FROM users WHERE id = %(viewer)s) AS username
+"""
+_TAGS = "SELECT tag FROM article_tags GROUP BY tag ORDER BY count(*) DESC, tag"
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    title: str
+    description: str
+    body: str
+    tag_list: tuple[str, ...]
+    created_at: datetime | None = None  # only imports keep an original time
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ArticleChanges:
+    title: str | f.Unset = f.UNSET
+    description: str | f.Unset = f.UNSET
+    body: str | f.Unset = f.UNSET
+    tag_list: tuple[str, ...] | f.Unset = f.UNSET
+
+
+@dataclass(frozen=True)
+class ArticleQuery:
+    tag: str | None = None
+    author: str | None = None
+    favorited: str | None = None
+    q: str | None = None
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    author: str
+    article: NewArticle
+
+
+def _moment(fields: f.Fields, data: dict[str, Any], name: str) -> datetime | None:
+    raw = data.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        fields.fail(name, "must be an ISO 8601 date-time with a time zone")
+        return None
+    return moment
+
+
+def parse_import(data: dict[str, Any]) -> ImportRequest:
+    """An article-import request: the article fields, the author's username, original times."""
+    fields = f.Fields(data)
+    author = fields.required("author", 64)
+    tag_list = fields.tags("tagList")
+    created_at = _moment(fields, data, "createdAt")
+    updated_at = _moment(fields, data, "updatedAt")
+    if created_at and updated_at and updated_at < created_at:
+        fields.fail("updatedAt", "must not be before createdAt")
+    article = NewArticle(
+        title=fields.required("title", 256),
+        description=fields.required("description", 1024),
+        body=fields.required("body", 200_000),
+        tag_list=() if isinstance(tag_list, f.Unset) else tag_list,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+    fields.done()
+    return ImportRequest(author, article)
+
+
+async def author_id(conn: Connection, username: str) -> int | None:
+    row = await (await conn.execute("SELECT id FROM users WHERE username = %s", (username,))).fetchone()
+    return int(row["id"]) if row else None
+
+
+def parse_new(data: dict[str, Any]) -> NewArticle:
+    fields = f.Fields(data)
+    tag_list = fields.tags("tagList")
+    article = NewArticle(
+        title=fields.required("title", 256),
+        description=fields.required("description", 1024),
+        body=fields.required("body", 200_000),
+        tag_list=() if isinstance(tag_list, f.Unset) else tag_list,
+    )
+    fields.done()
+    return article
+
+
+def parse_changes(data: dict[str, Any]) -> ArticleChanges:
+    fields = f.Fields(data)
+    changes = ArticleChanges(
+        title=fields.changed("title", 256),
+        description=fields.changed("description", 1024),
+        body=fields.changed("body", 200_000),
+        tag_list=fields.tags("tagList"),
+    )
+    fields.done()
+    return changes
+
+
+def slugify(title: str) -> str:
+    """Lower-case words joined by dashes; letters of every script are kept."""
+    normal = unicodedata.normalize("NFKC", title).lower()
+    slug = re.sub(r"[^\w]+|_+", "-", normal).strip("-")[:80].strip("-")
+    return slug or "article"
+
+
+def _event_data(row: dict[str, Any], previous_slug: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": row["id"],
+        "slug": row["slug"],
+        "title": row["title"],
+        "description": row["description"],
+        "tagList": list(row["tag_list"]),
+        "author": {"id": row["author_id"], "username": row["author_username"]},
+        "createdAt": wire_time(row["created_at"]),
+        "updatedAt": wire_time(row["updated_at"]),
+    }
+    if previous_slug is not None:
+        data["previousSlug"] = previous_slug
+    return data
+
+
+def _from_row(row: dict[str, Any], *, favorited: bool, following: bool) -> Article:
+    return Article(
+        id=row["id"],
+        slug=row["slug"],
+        title=row["title"],
+        description=row["description"],
+        body=row.get("body"),
+        tag_list=tuple(row["tag_list"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        favorited=favorited,
+        favorites_count=row["favorites_count"],
+        author_id=row["author_id"],
+        author=Profile(row["username"], row["bio"], row["image"], following),
+    )
+
+
+def _to_view(row: dict[str, Any]) -> dict[str, Any]:
+    view = dict(row)
+    view["created_at"] = row["created_at"].isoformat()
+    view["updated_at"] = row["updated_at"].isoformat()
+    return view
+
+
+def _from_view(view: dict[str, Any]) -> dict[str, Any]:
+    row = dict(view)
+    row["created_at"] = datetime.fromisoformat(view["created_at"])
+    row["updated_at"] = datetime.fromisoformat(view["updated_at"])
+    return row
+
+
+def _candidates(base: str) -> Iterator[str]:
+    """The plain slug first (never ``feed``), then the same with a random suffix."""
+    if base != "feed":
+        yield base
+    for _ in range(8):
+        yield f"{base}-{secrets.token_hex(3)}"
+
+
+def _keeps_slug(base: str, current: str) -> bool:
+    return current == base or re.fullmatch(re.escape(base) + r"-[0-9a-f]{6}", current) is not None
+
+
+async def _with_free_slug(conn: Connection, base: str, statement: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run an INSERT/UPDATE that sets ``slug``, moving to the next candidate if it is taken.
+
+    Each try is a savepoint, so losing a race with a concurrent writer costs one retry.
+    """
+    for slug in _candidates(base):
+        try:
+            async with conn.transaction():
+                row = await (await conn.execute(statement, {**params, "slug": slug})).fetchone()
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != "articles_slug_key":
+                raise
+            continue
+        if row is None:
+            raise NotFound({"article": ["not found"]})
+        return row
+    raise RuntimeError(f"no free slug for {base!r} after 9 attempts")
+
+
+async def insert(tx: Transaction, author_id: int, new: NewArticle) -> str:
+    """Store a new article inside ``tx`` (emitting ``article.created``) and return its slug."""
+    params: dict[str, Any] = {
+        "slug": slugify(new.title),
+        "author_id": author_id,
+        "title": new.title,
+        "description": new.description,
+        "body": new.body,
+        "tag_list": list(new.tag_list),
+        "created_at": new.created_at,
+        "updated_at": new.updated_at,
+    }
+    row = await _with_free_slug(tx.conn, params["slug"], _INSERT, params)
+    if new.tag_list:
+        await tx.conn.execute(_INSERT_TAGS, (row["id"], list(new.tag_list)))
+    await tx.emit(events.ARTICLE_CREATED, row["id"], _event_data(row))
+    return str(row["slug"])
+
+
+async def create(author_id: int, new: NewArticle) -> str:
+    async with transaction(_EMITTER) as tx:
+        return await insert(tx, author_id, new)
+
+
+async def get(slug: str, viewer_id: int | None) -> Article:
+    name = article_key(slug)
+    view = await cache.load_view(name)
+    async with connection() as conn:
+        if view is None:
+            row = await (await conn.execute(_ONE, (slug,))).fetchone()
+            if row is None:
+                raise NotFound({"article": ["not found"]})
+            await cache.store_view(name, _to_view(row))
+        else:
+            row = _from_view(view)
+        if viewer_id is None:
+            return _from_row(row, favorited=False, following=False)
+        flags = await (await conn.execute(_FLAGS_FOR, {"viewer": viewer_id, "article_id": row["id"]})).fetchone()
+    if flags is None:  # deleted since it was cached: the view is stale
+        await views.drop_articles(slug)
+        raise NotFound({"article": ["not found"]})
+    return _from_row(row, favorited=flags["favorited"], following=flags["following"])
+
+
+async def id_of(conn: Connection, slug: str) -> tuple[int, int]:
+    """``(article_id, author_id)`` of a slug, or 404."""
+    row = await (await conn.execute(_LOCATE, (slug,))).fetchone()
+    if row is None:
+        raise NotFound({"article": ["not found"]})
+    return int(row["id"]), int(row["author_id"])
+
+
+async def _locate_own(conn: Connection, slug: str, user_id: int) -> dict[str, Any]:
+    row = await (await conn.execute(_LOCATE_FOR_UPDATE, (slug,))).fetchone()
+    if row is None:
+        raise NotFound({"article": ["not found"]})
+    if row["author_id"] != user_id:
+        raise Forbidden({"article": ["forbidden"]})
+    return row
+
+
+async def check_owner(slug: str, user_id: int) -> None:
+    """404 or 403 before a body is even read, as the error precedence requires."""
+    async with connection() as conn:
+        await _locate_own(conn, slug, user_id)
+
+
+async def update(slug: str, user_id: int, changes: ArticleChanges) -> str:
+    """Apply ``changes`` by the article's author; a new title gets a new slug."""
+    async with transaction(_EMITTER) as tx:
+        row = await _locate_own(tx.conn, slug, user_id)
+        base = row["slug"]
+        if isinstance(changes.title, str) and not _keeps_slug(slugify(changes.title), row["slug"]):
+            base = slugify(changes.title)
+        tag_list = None if isinstance(changes.tag_list, f.Unset) else list(changes.tag_list)
+        params = {
+            "article_id": row["id"],
+            "title": None if isinstance(changes.title, f.Unset) else changes.title,
+            "description": None if isinstance(changes.description, f.Unset) else changes.description,
+            "body": None if isinstance(changes.body, f.Unset) else changes.body,
+            "tag_list": tag_list,
+        }
+        if base == row["slug"]:
+            updated = await (await tx.conn.execute(_UPDATE, {**params, "slug": base})).fetchone()
+        else:
+            updated = await _with_free_slug(tx.conn, base, _UPDATE, params)
+        if updated is None:
+            raise NotFound({"article": ["not found"]})
+        new_slug = updated["slug"]
+        if tag_list is not None:
+            await tx.conn.execute(_DELETE_TAGS, (row["id"],))
+            if tag_list:
+                await tx.conn.execute(_INSERT_TAGS, (row["id"], tag_list))
+        await tx.emit(events.ARTICLE_UPDATED, row["id"], _event_data(updated, previous_slug=row["slug"]))
+    await views.drop_articles(slug, str(new_slug))
+    return str(new_slug)
+
+
+async def delete(slug: str, user_id: int) -> None:
+    async with transaction(_EMITTER) as tx:
+        row = await _locate_own(tx.conn, slug, user_id)
+        await tx.conn.execute(_DELETE, (row["id"],))
+        await tx.emit(
+            events.ARTICLE_DELETED, row["id"], {"id": row["id"], "slug": row["slug"], "author": {"id": user_id}}
+        )
+    await views.drop_articles(slug)
+
+
+async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> None:
+    """Favorite or unfavorite; an event only when the favorite really changed."""
+    async with transaction(_EMITTER) as tx:
+        article_id, _ = await id_of(tx.conn, slug)
+        changed = await (await tx.conn.execute(statement, {"viewer": viewer_id, "article_id": article_id})).fetchone()
+        if changed is not None:
+            await tx.emit(
+                event,
+                article_id,
+                {
+                    "article": {"id": article_id, "slug": slug},
+                    "user": {"id": viewer_id, "username": changed["username"]},
+                    "favoritesCount": changed["favorites_count"],
+                },
+            )
+    await views.drop_articles(slug)
+
+
+async def favorite(slug: str, viewer_id: int) -> None:
+    await _favor(_FAVORITE, events.ARTICLE_FAVORITED, slug, viewer_id)
+
+
+async def unfavorite(slug: str, viewer_id: int) -> None:
+    await _favor(_UNFAVORITE, events.ARTICLE_UNFAVORITED, slug, viewer_id)
+
+
+async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
+    async with connection() as conn:
+        page, count = page_sql(params)
+        rows = await (await conn.execute(page.encode(), params)).fetchall()
+        total = await (await conn.execute(count.encode(), params)).fetchone()
+    articles = [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows]
+    return articles, int(total["total"]) if total else 0
+
+
+async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[list[Article], int]:
+    """A page of articles, newest first, and the number of all that match."""
+    return await _page(
+        {
+            "tag": query.tag,
+            "author": query.author,
+            "favorited": query.favorited,
+            "q": query.q,
+            "feed_of": None,
+            "viewer": viewer_id,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
+
+
+async def feed(viewer_id: int, limit: int, offset: int) -> tuple[list[Article], int]:
+    """Articles by the authors the viewer follows, newest first."""
+    return await _page(
+        {
+            "tag": None,
+            "author": None,
+            "favorited": None,
+            "q": None,
+            "feed_of": viewer_id,
+            "viewer": viewer_id,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+
+async def tags() -> list[str]:
+    """Every tag in use, most used first."""
+    async with connection() as conn:
+        rows = await (await conn.execute(_TAGS)).fetchall()
+    return [row["tag"] for row in rows]

@@ -1,0 +1,212 @@
+"""Accounts: registration, credentials and the current user's settings. Owns ``users``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg.errors
+
+from quill import cache, events
+from quill.auth import sessions
+from quill.auth.passwords import hash_password, verify_password
+from quill.db import Connection, connection
+from quill.domain import fields as f
+from quill.domain import views
+from quill.domain.outbox import transaction
+from quill.domain.values import User
+from quill.errors import Conflict, Unauthorized
+
+__all__ = [
+    "Registration",
+    "UserChanges",
+    "authenticate",
+    "get",
+    "parse_changes",
+    "parse_registration",
+    "register",
+    "update",
+]
+
+_COLUMNS = "id, username, email, bio, image"
+
+_INSERT = f"""
+INSERT INTO users (username, email, password_hash)
+VALUES (%(username)s, %(email)s, %(password_hash)s)
+RETURNING {_COLUMNS}
+"""
+
+_TAKEN = """
+SELECT lower(username) = lower(%(username)s) AS username_taken,
+       lower(email) = lower(%(email)s) AS email_taken
+FROM users
+WHERE (lower(username) = lower(%(username)s) OR lower(email) = lower(%(email)s))
+  AND id IS DISTINCT FROM %(user_id)s
+"""
+
+_BY_EMAIL = f"SELECT {_COLUMNS}, password_hash FROM users WHERE lower(email) = lower(%s)"
+_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE id = %s"
+
+_UPDATE = f"""
+UPDATE users SET
+    username = coalesce(%(username)s, username),
+    email = coalesce(%(email)s, email),
+    password_hash = coalesce(%(password_hash)s, password_hash),
+    bio = CASE WHEN %(set_bio)s THEN %(bio)s ELSE bio END,
+    image = CASE WHEN %(set_image)s THEN %(image)s ELSE image END,
+    updated_at = date_trunc('milliseconds', clock_timestamp())
+WHERE id = %(user_id)s
+RETURNING {_COLUMNS}
+"""
+
+
+@dataclass(frozen=True)
+class Registration:
+    username: str
+    email: str
+    password: str
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    username: str | f.Unset = f.UNSET
+    email: str | f.Unset = f.UNSET
+    password: str | f.Unset = f.UNSET
+    bio: str | f.Unset | None = f.UNSET
+    image: str | f.Unset | None = f.UNSET
+
+
+def parse_registration(data: dict[str, Any]) -> Registration:
+    fields = f.Fields(data)
+    registration = Registration(
+        username=fields.required("username", 64),
+        email=fields.required("email", 254),
+        password=fields.required("password", 256),
+    )
+    f.check_username(fields, registration.username)
+    f.check_email(fields, registration.email)
+    f.check_password(fields, registration.password)
+    fields.done()
+    return registration
+
+
+def parse_changes(data: dict[str, Any]) -> UserChanges:
+    fields = f.Fields(data)
+    changes = UserChanges(
+        username=fields.changed("username", 64),
+        email=fields.changed("email", 254),
+        # Settings forms send the whole form: an empty password means "keep mine".
+        password=fields.changed("password", 256) if data.get("password") != "" else f.UNSET,
+        bio=fields.nullable("bio", 10_000),
+        image=fields.nullable("image", 2048),
+    )
+    f.check_username(fields, changes.username)
+    f.check_email(fields, changes.email)
+    f.check_password(fields, changes.password)
+    fields.done()
+    return changes
+
+
+def _user(row: dict[str, Any]) -> User:
+    return User(row["id"], row["username"], row["email"], row["bio"], row["image"])
+
+
+async def _refuse_taken(conn: Connection, username: str | None, email: str | None, user_id: int | None) -> None:
+    cursor = await conn.execute(_TAKEN, {"username": username, "email": email, "user_id": user_id})
+    errors: dict[str, list[str]] = {}
+    for row in await cursor.fetchall():
+        if row["username_taken"]:
+            errors["username"] = ["has already been taken"]
+        if row["email_taken"]:
+            errors["email"] = ["has already been taken"]
+    if errors:
+        raise Conflict(errors)
+
+
+def _conflict_from(exc: psycopg.errors.UniqueViolation) -> Conflict:
+    constraint = exc.diag.constraint_name or ""
+    field = "email" if "email" in constraint else "username"
+    return Conflict({field: ["has already been taken"]})
+
+
+async def register(registration: Registration) -> tuple[User, sessions.Session]:
+    """Create the account and its first session in one transaction."""
+    password_hash = await hash_password(registration.password)
+    try:
+        async with transaction("login") as tx:
+            await _refuse_taken(tx.conn, registration.username, registration.email, None)
+            cursor = await tx.conn.execute(
+                _INSERT,
+                {"username": registration.username, "email": registration.email, "password_hash": password_hash},
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            await tx.emit(events.USER_REGISTERED, row["id"], {"id": row["id"], "username": row["username"]})
+            session = await sessions.start(tx.conn, row["id"])
+    except psycopg.errors.UniqueViolation as exc:  # lost a race with a concurrent registration
+        raise _conflict_from(exc) from None
+    return _user(row), session
+
+
+async def authenticate(email: str, password: str) -> User:
+    async with connection() as conn:
+        cursor = await conn.execute(_BY_EMAIL, (email,))
+        row = await cursor.fetchone()
+    if not await verify_password(row["password_hash"] if row else None, password) or row is None:
+        raise Unauthorized({"credentials": ["invalid"]})
+    return _user(row)
+
+
+async def get(user_id: int) -> User | None:
+    async with connection() as conn:
+        cursor = await conn.execute(_BY_ID, (user_id,))
+        row = await cursor.fetchone()
+    return _user(row) if row else None
+
+
+async def update(user: User, changes: UserChanges, session_id: str) -> User:
+    """Apply ``changes``; cached profiles and articles that show the old profile are dropped.
+
+    A new password ends every session but the caller's (``session_id``).
+    """
+    password_hash = await hash_password(changes.password) if isinstance(changes.password, str) else None
+    username = changes.username if isinstance(changes.username, str) else None
+    email = changes.email if isinstance(changes.email, str) else None
+    try:
+        async with transaction("login") as tx:
+            if username is not None or email is not None:
+                await _refuse_taken(tx.conn, username, email, user.id)
+            cursor = await tx.conn.execute(
+                _UPDATE,
+                {
+                    "user_id": user.id,
+                    "username": username,
+                    "email": email,
+                    "password_hash": password_hash,
+                    "set_bio": not isinstance(changes.bio, f.Unset),
+                    "bio": None if isinstance(changes.bio, f.Unset) else changes.bio,
+                    "set_image": not isinstance(changes.image, f.Unset),
+                    "image": None if isinstance(changes.image, f.Unset) else changes.image,
+                },
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            updated = _user(row)
+            revoked = await sessions.revoke_others(tx.conn, user.id, session_id) if password_hash else []
+            stale = await views.author_views(tx.conn, updated.id, user.username, updated.username)
+            await tx.emit(
+                events.USER_UPDATED,
+                updated.id,
+                {
+                    "id": updated.id,
+                    "username": updated.username,
+                    "previousUsername": user.username,
+                    "bio": updated.bio,
+                    "image": updated.image,
+                },
+            )
+    except psycopg.errors.UniqueViolation as exc:
+        raise _conflict_from(exc) from None
+    await sessions.forget(*revoked)
+    await cache.invalidate(stale)
+    return updated

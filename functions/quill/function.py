@@ -1,0 +1,231 @@
+"""What turns a table of endpoints into one functions-framework http target.
+
+A ``Function`` is called with the Starlette request functions-framework hands it and
+always returns a response: it matches the route, answers CORS preflights, verifies the
+caller, applies the write limit, maps ``ApiError`` to its RealWorld body, and writes
+one ``request_finished`` log line and the request metrics. It also serves the
+operational endpoints every function has: ``/health/liveness``, ``/health/readiness``,
+``/metrics`` and ``/version``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import compile_path
+
+from quill import cache, db, ratelimit
+from quill.auth.guard import AuthMode, authenticate
+from quill.errors import ApiError, MethodNotAllowed, NotFound, token_missing
+from quill.http import json
+from quill.observability import (
+    CONTENT_TYPE_LATEST,
+    REQUEST_SECONDS,
+    REQUESTS,
+    configure_logging,
+    get_logger,
+    metrics_text,
+    set_traceparent,
+)
+from quill.settings import get_settings
+
+if TYPE_CHECKING:
+    from quill.auth.tokens import Claims
+
+__all__ = ["Call", "Endpoint", "Function", "Handler"]
+
+_log = get_logger("quill.http")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CORS_HEADERS = "Authorization, Content-Type, X-Requested-With, X-Request-Id, traceparent"
+_EXPOSED_HEADERS = "Retry-After, X-Request-Id, X-Refresh-Token"
+_RESOURCE_OF_PARAM = {"slug": "article", "username": "profile", "id": "comment"}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as a handler sees it: the request and the verified caller, if any."""
+
+    request: Request
+    claims: Claims | None
+
+    def param(self, name: str) -> str:
+        """A path value; one PostgreSQL could never store (a NUL) names nothing: 404."""
+        value = str(self.request.path_params[name])
+        if "\x00" in value:
+            raise NotFound({_RESOURCE_OF_PARAM.get(name, "route"): ["not found"]})
+        return value
+
+    @property
+    def viewer_id(self) -> int | None:
+        return self.claims.user_id if self.claims else None
+
+    @property
+    def session_id(self) -> str:
+        if self.claims is None:  # only reachable if a route is declared with the wrong auth mode
+            raise token_missing()
+        return self.claims.session_id
+
+    @property
+    def user_id(self) -> int:
+        if self.claims is None:  # only reachable if a route is declared with the wrong auth mode
+            raise token_missing()
+        return self.claims.user_id
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    auth: AuthMode = "optional"
+    write: bool = False
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex, _, _ = compile_path(self.path)
+        object.__setattr__(self, "pattern", regex)
+
+
+class Function:
+    def __init__(self, name: str, endpoints: Sequence[Endpoint]) -> None:
+        self.name = name
+        self.endpoints = [*endpoints, *self._operations()]
+
+    def _operations(self) -> list[Endpoint]:
+        return [
+            Endpoint("GET", "/health/liveness", _liveness, auth="none"),
+            Endpoint("GET", "/health/readiness", _readiness, auth="none"),
+            Endpoint("GET", "/metrics", _metrics, auth="none"),
+            Endpoint("GET", "/version", self._version, auth="none"),
+        ]
+
+    async def _version(self, call: Call) -> Response:
+        return json({"function": self.name, "version": get_settings().version})
+
+    def match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]]:
+        allowed: list[str] = []
+        for endpoint in self.endpoints:
+            found = endpoint.pattern.match(path)
+            if found is None:
+                continue
+            if endpoint.method == method or (method == "HEAD" and endpoint.method == "GET"):
+                return endpoint, found.groupdict()
+            allowed.append(endpoint.method)
+        if allowed:
+            raise MethodNotAllowed(
+                {"method": [f"{method} is not allowed here"]}, {"Allow": ", ".join([*allowed, "OPTIONS"])}
+            )
+        raise NotFound({"route": ["not found"]})
+
+    async def __call__(self, request: Request) -> Response:
+        configure_logging()
+        started = time.perf_counter()
+        request_id = _request_id(request)
+        traceparent = _traceparent(request)
+        set_traceparent(traceparent)  # carried into the events this request emits
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            function=self.name,
+            request_id=request_id,
+            trace_id=traceparent.split("-")[1] if traceparent else None,
+            method=request.method,
+        )
+        route = "unmatched"
+        try:
+            if request.method == "OPTIONS":
+                response = _preflight(request)
+            else:
+                endpoint, params = self.match(request.method, request.url.path)
+                route = endpoint.path
+                structlog.contextvars.bind_contextvars(route=route)
+                request.scope["path_params"] = params
+                response = await self._dispatch(endpoint, request)
+        except ApiError as exc:
+            response = json(exc.body(), exc.status_code, exc.headers)
+        except Exception:
+            _log.exception("request_failed")
+            response = json({"errors": {"server": ["internal error"]}}, 500)
+        _cors(request, response)
+        response.headers["X-Request-Id"] = request_id
+        elapsed = time.perf_counter() - started
+        REQUESTS.labels(self.name, route, request.method, str(response.status_code)).inc()
+        REQUEST_SECONDS.labels(self.name, route, request.method).observe(elapsed)
+        log = _log.debug if route.startswith(("/health", "/metrics")) else _log.info
+        log("request_finished", status=response.status_code, duration_ms=round(elapsed * 1000, 2))
+        return response
+
+    async def _dispatch(self, endpoint: Endpoint, request: Request) -> Response:
+        claims = await authenticate(request, endpoint.auth)
+        if claims is not None:
+            structlog.contextvars.bind_contextvars(user_id=claims.user_id)
+            if endpoint.write:
+                await ratelimit.hit("writes", str(claims.user_id), get_settings().writes_per_user)
+        return await endpoint.handler(Call(request, claims))
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+
+
+def _traceparent(request: Request) -> str | None:
+    """The W3C ``traceparent`` header if it is well formed."""
+    header = request.headers.get("traceparent", "").strip()
+    return header if _TRACEPARENT.match(header) else None
+
+
+def _allowed_origin(request: Request) -> str | None:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return None
+    allowed = get_settings().cors_allow_origins
+    if "*" in allowed:
+        return "*"
+    return origin if origin in allowed else None
+
+
+def _preflight(request: Request) -> Response:
+    response = Response(status_code=204)
+    if _allowed_origin(request) is not None:
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _cors(request: Request, response: Response) -> None:
+    origin = _allowed_origin(request)
+    if origin is None:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Expose-Headers"] = _EXPOSED_HEADERS
+    if origin != "*":
+        response.headers["Vary"] = "Origin"
+
+
+async def _liveness(call: Call) -> Response:
+    return json({"status": "ok"})
+
+
+async def _readiness(call: Call) -> Response:
+    database, redis = await asyncio.gather(db.ping(), cache.ping())
+    checks: dict[str, Any] = {"database": database, "redis": "ok" if redis else "down"}
+    ready = database != "down" and (redis or not get_settings().readiness_requires_redis)
+    return json({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+
+
+async def _metrics(call: Call) -> Response:
+    return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)

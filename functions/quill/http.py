@@ -1,0 +1,135 @@
+"""HTTP edges shared by every function: JSON in and out, query values, the caller's address.
+
+Everything a client sends is untrusted: bodies are size-limited while they stream in,
+JSON must parse into the expected wrapper object, and query values are validated
+before they reach SQL. Each failure is one RealWorld error body, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from quill.errors import PayloadTooLarge, Unprocessable
+from quill.settings import get_settings
+
+__all__ = [
+    "JSONResponse",
+    "client_ip",
+    "empty",
+    "json",
+    "page",
+    "query_text",
+    "read_body",
+    "read_wrapped",
+]
+
+_JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+_MAX_DEPTH = 32
+
+
+class JSONResponse(Response):
+    media_type = _JSON_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(content, status_code=status_code, headers=headers)
+
+
+def empty(status_code: int = 204) -> Response:
+    return Response(status_code=status_code)
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole body, refused with 413 as soon as it passes ``MAX_BODY_BYTES``."""
+    limit = get_settings().max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge({"body": [f"is too large (maximum is {limit} bytes)"]})
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge({"body": [f"is too large (maximum is {limit} bytes)"]})
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise Unprocessable({"body": ["was not received completely"]}) from None
+    return b"".join(chunks)
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > _MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(item, level + 1) for item in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(item, level + 1) for item in value), default=level + 1)
+    return level
+
+
+async def read_wrapped(request: Request, wrapper: str) -> dict[str, Any]:
+    """The object under ``wrapper`` in a JSON body such as ``{"article": {...}}``."""
+    raw = await read_body(request)
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Unprocessable({"body": ["is not valid JSON"]}) from None
+    if not isinstance(document, dict):
+        raise Unprocessable({"body": [f"must be a JSON object with a {wrapper!r} key"]})
+    if _depth(document) > _MAX_DEPTH:
+        raise Unprocessable({"body": ["is nested too deeply"]})
+    inner = document.get(wrapper)
+    if inner is None:
+        raise Unprocessable({wrapper: ["can't be blank"]})
+    if not isinstance(inner, dict):
+        raise Unprocessable({wrapper: ["must be an object"]})
+    return inner
+
+
+def _query_int(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit():  # "", "-1", "1.5", "abc", full-width digits
+        raise Unprocessable({name: [f"must be a whole number of at least {minimum}"]})
+    value = int(raw)
+    if value < minimum:
+        raise Unprocessable({name: [f"must be a whole number of at least {minimum}"]})
+    return min(value, maximum)
+
+
+def query_text(request: Request, name: str, max_length: int = 256) -> str | None:
+    """An optional text filter from the query; absent or empty means "no filter"."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) > max_length or "\x00" in raw:
+        raise Unprocessable({name: [f"must be text of at most {max_length} characters"]})
+    return raw
+
+
+def page(request: Request) -> tuple[int, int]:
+    """``limit`` (1..100, default 20) and ``offset`` (>= 0, default 0) from the query."""
+    limit = _query_int(request, "limit", 20, 1, 100)
+    offset = _query_int(request, "offset", 0, 0, 1_000_000_000)
+    return limit, offset
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address, trusting only as many X-Forwarded-For hops as configured."""
+    hops = get_settings().trusted_proxy_hops
+    peer = request.client.host if request.client else "unknown"
+    if hops == 0:
+        return peer
+    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+    if len(forwarded) >= hops:
+        return forwarded[-hops]
+    return peer

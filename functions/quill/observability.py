@@ -1,0 +1,142 @@
+"""Logs and metrics: structlog's production chain, JSON to stdout, and Prometheus counters.
+
+Configured once per process on first use. Label values are function names, route
+templates and status codes, never raw paths or ids, so series stay bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+
+import structlog
+import structlog.tracebacks
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+from quill.settings import get_settings
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "DEPENDENCY_ERRORS",
+    "EVENTS_CONSUMED",
+    "EVENTS_PUBLISHED",
+    "OUTBOX_PENDING",
+    "RATE_LIMITED",
+    "REQUESTS",
+    "REQUEST_SECONDS",
+    "configure_logging",
+    "current_traceparent",
+    "get_logger",
+    "metrics_text",
+    "set_traceparent",
+]
+
+REQUESTS = Counter(
+    "quill_http_requests_total",
+    "HTTP requests answered, by function, route template, method and status.",
+    ["function", "route", "method", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "quill_http_request_duration_seconds",
+    "Time to answer an HTTP request, by function and route template.",
+    ["function", "route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+DEPENDENCY_ERRORS = Counter(
+    "quill_dependency_errors_total",
+    "Calls to a dependency that failed and were answered by a fallback.",
+    ["dependency", "operation"],
+)
+EVENTS_PUBLISHED = Counter(
+    "quill_events_published_total",
+    "Outbox events sent to the broker (sent) or left pending after a failed send (failed).",
+    ["outcome"],
+)
+EVENTS_CONSUMED = Counter(
+    "quill_events_consumed_total",
+    "CloudEvents handled by an event function, by consumer, type and outcome.",
+    ["consumer", "type", "outcome"],
+)
+OUTBOX_PENDING = Gauge(
+    "quill_outbox_pending",
+    "Outbox events not yet accepted by the broker, as last counted by the relay.",
+)
+RATE_LIMITED = Counter(
+    "quill_rate_limited_total",
+    "Requests refused with 429, by limit.",
+    ["limit"],
+)
+for _dependency, _operation in (("redis", "cache"), ("redis", "rate_limit"), ("redis", "revocation")):
+    DEPENDENCY_ERRORS.labels(_dependency, _operation)
+for _limit in ("login_account", "login_ip", "writes"):
+    RATE_LIMITED.labels(_limit)
+for _outcome in ("sent", "failed"):
+    EVENTS_PUBLISHED.labels(_outcome)
+
+_traceparent: ContextVar[str | None] = ContextVar("quill_traceparent", default=None)
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the request being handled, carried into the events it emits."""
+    return _traceparent.get()
+
+
+def set_traceparent(value: str | None) -> None:
+    _traceparent.set(value)
+
+
+_configured = False
+
+
+def configure_logging() -> None:
+    """Set up structlog (and route stdlib logging through it) once per process."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    settings = get_settings()
+    level = logging.getLevelNamesMapping()[settings.log_level.upper()]
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.log_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            # Tracebacks as data, without local variables: locals hold tokens and passwords.
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    for name in ("psycopg", "psycopg.pool", "uvicorn.error"):
+        library = logging.getLogger(name)
+        library.handlers = [handler]
+        library.setLevel(max(level, logging.WARNING))
+        library.propagate = False
+
+
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    """A lazy logger: safe at import time, configured by the first ``configure_logging()``."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger
+
+
+def metrics_text() -> bytes:
+    return generate_latest()

@@ -1,0 +1,148 @@
+"""Article lists, filters, pagination and the feed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Api
+
+
+async def test_list_is_newest_first_without_bodies_and_counts_all_matches(api: Api) -> None:
+    alice = await api.register("alice")
+    for number in range(5):
+        await api.create_article(alice, f"Article {number}")
+
+    response = await api.get("/api/articles?limit=2&offset=1")
+
+    assert response.status_code == 200
+    listing = response.json()
+    assert listing["articlesCount"] == 5
+    assert [article["title"] for article in listing["articles"]] == ["Article 3", "Article 2"]
+    assert all("body" not in article for article in listing["articles"])
+
+
+async def test_list_defaults_to_twenty(api: Api) -> None:
+    alice = await api.register("alice")
+    for number in range(22):
+        await api.create_article(alice, f"Article {number}")
+
+    listing = (await api.get("/api/articles")).json()
+
+    assert len(listing["articles"]) == 20
+    assert listing["articlesCount"] == 22
+
+
+async def test_offset_past_the_end_gives_an_empty_page_and_the_total(api: Api) -> None:
+    alice = await api.register("alice")
+    await api.create_article(alice)
+    listing = (await api.get("/api/articles?offset=10")).json()
+    assert listing == {"articles": [], "articlesCount": 1}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=-1",
+        "limit=abc",
+        "offset=-1",
+        "offset=1.5",
+        "limit=1e3",
+        "limit=%EF%BC%91",
+        "offset=x",
+        "limit=",
+        "offset=",
+    ],
+)
+async def test_bad_paging_values_return_422(api: Api, query: str) -> None:
+    response = await api.get(f"/api/articles?{query}")
+    assert response.status_code == 422
+    assert set(response.json()["errors"]) <= {"limit", "offset"}
+
+
+async def test_filters_combine_with_and(api: Api) -> None:
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    await api.create_article(alice, "Alice dragons", tagList=["dragons"])
+    await api.create_article(alice, "Alice cats", tagList=["cats"])
+    bob_dragons = await api.create_article(bob, "Bob dragons", tagList=["dragons", "fire"])
+    await api.post(f"/api/articles/{bob_dragons['slug']}/favorite", alice)
+
+    def titles(listing: dict[str, list[dict[str, str]]]) -> list[str]:
+        return [article["title"] for article in listing["articles"]]
+
+    assert titles((await api.get("/api/articles?tag=dragons")).json()) == ["Bob dragons", "Alice dragons"]
+    assert titles((await api.get("/api/articles?author=alice")).json()) == ["Alice cats", "Alice dragons"]
+    assert titles((await api.get("/api/articles?tag=dragons&author=alice")).json()) == ["Alice dragons"]
+    assert titles((await api.get("/api/articles?favorited=alice")).json()) == ["Bob dragons"]
+    assert titles((await api.get("/api/articles?favorited=alice&author=alice")).json()) == []
+    combined = (await api.get("/api/articles?tag=fire&author=bob&favorited=alice")).json()
+    assert titles(combined) == ["Bob dragons"]
+    assert combined["articlesCount"] == 1
+    assert (await api.get("/api/articles?author=nobody")).json() == {"articles": [], "articlesCount": 0}
+
+
+async def test_list_shows_favorited_and_following_for_the_caller(api: Api) -> None:
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    slug = (await api.create_article(bob, "Bob's"))["slug"]
+    await api.post(f"/api/articles/{slug}/favorite", alice)
+    await api.post("/api/profiles/bob/follow", alice)
+
+    mine = (await api.get("/api/articles", alice)).json()["articles"][0]
+    anonymous = (await api.get("/api/articles")).json()["articles"][0]
+
+    assert (mine["favorited"], mine["favoritesCount"], mine["author"]["following"]) == (True, 1, True)
+    assert (anonymous["favorited"], anonymous["favoritesCount"], anonymous["author"]["following"]) == (False, 1, False)
+
+
+async def test_feed_holds_exactly_the_followed_authors_articles(api: Api) -> None:
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    carol = await api.register("carol")
+    await api.create_article(carol, "Carol's")
+    await api.post("/api/profiles/bob/follow", alice)
+    await api.create_article(bob, "Bob one")
+    await api.create_article(bob, "Bob two")
+
+    response = await api.get("/api/articles/feed", alice)
+
+    assert response.status_code == 200
+    feed = response.json()
+    assert feed["articlesCount"] == 2
+    assert [article["title"] for article in feed["articles"]] == ["Bob two", "Bob one"]
+    assert all(article["author"]["following"] is True for article in feed["articles"])
+    assert all("body" not in article for article in feed["articles"])
+
+
+async def test_feed_paginates_with_the_total(api: Api) -> None:
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    await api.post("/api/profiles/bob/follow", alice)
+    for number in range(3):
+        await api.create_article(bob, f"Bob {number}")
+
+    feed = (await api.get("/api/articles/feed?limit=1&offset=1", alice)).json()
+
+    assert feed["articlesCount"] == 3
+    assert [article["title"] for article in feed["articles"]] == ["Bob 1"]
+
+
+async def test_feed_is_empty_after_unfollow(api: Api) -> None:
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    await api.post("/api/profiles/bob/follow", alice)
+    await api.create_article(bob)
+    await api.delete("/api/profiles/bob/follow", alice)
+    assert (await api.get("/api/articles/feed", alice)).json() == {"articles": [], "articlesCount": 0}
+
+
+async def test_feed_without_token_returns_401(api: Api) -> None:
+    response = await api.get("/api/articles/feed")
+    assert response.status_code == 401
+    assert response.json() == {"errors": {"token": ["is missing"]}}
+
+
+async def test_list_path_with_trailing_slash_is_not_the_list(api: Api) -> None:
+    response = await api.get("/api/articles/")
+    assert response.status_code == 404
