@@ -1,0 +1,42 @@
+"""The ``importer`` event function: article-import requests from outside producers become articles.
+
+Idempotent by the event's ``source`` + ``id``: a request delivered three times creates
+one article. Data that can never become an article (unknown author, blank title, bad
+timestamps) is refused with 422 and the reason is logged; the broker parks it.
+"""
+
+from __future__ import annotations
+
+from cloudevents.http import CloudEvent
+from functions_framework.aio import http
+from starlette.requests import Request
+from starlette.responses import Response
+
+from quill import events
+from quill.consumer import Consumer, EventRejected
+from quill.domain import articles
+from quill.domain.outbox import Transaction
+from quill.errors import Unprocessable
+from quill.function import Function
+
+
+async def import_article(tx: Transaction, event: CloudEvent) -> None:
+    if not isinstance(event.data, dict):
+        raise EventRejected("data must be a JSON object")
+    try:
+        request = articles.parse_import(event.data)
+    except Unprocessable as invalid:
+        raise EventRejected("invalid article data", invalid.errors) from None
+    author_id = await articles.author_id(tx.conn, request.author)
+    if author_id is None:
+        raise EventRejected("author not found", {"author": ["not found"]})
+    await articles.insert(tx, author_id, request.article)
+
+
+CONSUMER = Consumer("importer", {events.ARTICLE_IMPORT_REQUESTED: import_article})
+FUNCTION = Function("importer", CONSUMER.endpoints())
+
+
+@http
+async def importer(request: Request) -> Response:
+    return await FUNCTION(request)

@@ -1,0 +1,1 @@
+"""The local broker of ``quill dev``: Knative Broker semantics from the same YAML, on PostgreSQL."""

@@ -1,0 +1,225 @@
+"""A Knative-like broker on PostgreSQL, for ``quill dev`` and the tests.
+
+``ingest`` stores an accepted event and one delivery per matching Trigger in one
+transaction, so an event acknowledged with 202 survives a restart. The dispatcher
+leases due deliveries (``SKIP LOCKED``), sends each in binary mode over real HTTP with
+the Trigger's timeout, and then:
+
+- 2xx: delivered; a CloudEvent in the reply is ingested as a new event;
+- network error, 5xx, 404, 408, 409 or 429: retried after the backoff, until the
+  retries are spent;
+- any other status, or retries spent: sent to the dead-letter sink with
+  ``knativeerrordest``, ``knativeerrorcode`` and ``knativeerrordata`` (base64);
+- a dead-letter sink that keeps failing: the delivery stays ``dead`` in
+  ``broker_deliveries``, where ``quill events tail`` shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from cloudevents.conversion import to_binary, to_dict
+from cloudevents.http import CloudEvent, from_dict, from_http
+from psycopg.types.json import Jsonb
+
+from quill.broker.config import BrokerConfig, Delivery, TriggerConfig
+from quill.broker.filters import matches
+from quill.db import connection
+from quill.observability import get_logger
+
+__all__ = ["RETRYABLE", "LocalBroker"]
+
+RETRYABLE = frozenset({404, 408, 409, 429})
+_LEASE_SECONDS = 30
+_BATCH = 32
+
+_log = get_logger("quill.broker")
+
+_STORE_EVENT = "INSERT INTO broker_events (broker, event) VALUES (%s, %s) RETURNING id"
+_STORE_DELIVERY = "INSERT INTO broker_deliveries (event_pk, trigger, subscriber) VALUES (%s, %s, %s)"
+_LEASE = """
+UPDATE broker_deliveries d SET next_attempt_at = clock_timestamp() + %(lease)s
+FROM broker_events e
+WHERE d.event_pk = e.id AND d.id IN (
+    SELECT id FROM broker_deliveries
+    WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
+    ORDER BY next_attempt_at, id LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+RETURNING d.id, d.trigger, d.subscriber, d.attempts, d.dead_lettering, d.error_code, d.error_data, e.event
+"""
+_DELIVERED = """
+UPDATE broker_deliveries SET state = 'delivered', attempts = attempts + 1, last_status = %s,
+    last_error = NULL, updated_at = clock_timestamp()
+WHERE id = %s
+"""
+_RETRY = """
+UPDATE broker_deliveries SET attempts = attempts + 1, last_status = %s, last_error = %s,
+    next_attempt_at = clock_timestamp() + %s, updated_at = clock_timestamp()
+WHERE id = %s
+"""
+_TO_DEAD_LETTER = """
+UPDATE broker_deliveries SET dead_lettering = true, attempts = 0, error_code = %s, error_data = %s,
+    last_status = %s, last_error = %s, next_attempt_at = clock_timestamp(), updated_at = clock_timestamp()
+WHERE id = %s
+"""
+_DEAD = """
+UPDATE broker_deliveries SET state = 'dead', attempts = attempts + 1, last_status = %s, last_error = %s,
+    updated_at = clock_timestamp()
+WHERE id = %s
+"""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: int | None  # None: no HTTP answer (connection refused, timeout)
+    error: str | None
+    body: bytes = b""
+    reply: CloudEvent | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status >= 500 or self.status in RETRYABLE
+
+
+class LocalBroker:
+    def __init__(self, config: BrokerConfig, url_of: Callable[[str], str]) -> None:
+        """``url_of`` maps a Knative Service name to the URL that serves it locally."""
+        self.config = config
+        self.url_of = url_of
+        self.triggers: Mapping[str, TriggerConfig] = {trigger.name: trigger for trigger in config.triggers}
+        self._wake = asyncio.Event()
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def path(self) -> str:
+        return f"/_broker/{self.config.namespace}/{self.config.name}"
+
+    async def ingest(self, event: CloudEvent) -> int:
+        """Accept an event: store it and its deliveries, then wake the dispatcher."""
+        attributes = event.get_attributes()
+        chosen = [trigger for trigger in self.config.triggers if matches(trigger, attributes)]
+        async with connection() as conn:
+            row = await (await conn.execute(_STORE_EVENT, (self.config.name, Jsonb(to_dict(event))))).fetchone()
+            assert row is not None
+            for trigger in chosen:
+                await conn.execute(_STORE_DELIVERY, (row["id"], trigger.name, self.url_of(trigger.subscriber)))
+        _log.info("broker_accepted", event_id=attributes["id"], event_type=attributes["type"], triggers=len(chosen))
+        self._wake.set()
+        return int(row["id"])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; at most one batch in flight, retries on schedule."""
+        self._client = httpx.AsyncClient()
+        try:
+            while not stop.is_set():
+                try:
+                    busy = await self.dispatch_once()
+                except Exception:
+                    _log.exception("broker_dispatch_failed")
+                    busy = 0
+                if busy == 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=0.2)
+        finally:
+            await self._client.aclose()
+            self._client = None
+
+    async def dispatch_once(self) -> int:
+        """Lease the due deliveries and send them concurrently; return how many there were."""
+        async with connection() as conn:
+            rows = await (
+                await conn.execute(_LEASE, {"lease": timedelta(seconds=_LEASE_SECONDS), "batch": _BATCH})
+            ).fetchall()
+        await asyncio.gather(*(self._deliver_safely(row) for row in rows))
+        return len(rows)
+
+    async def _deliver_safely(self, row: dict[str, Any]) -> None:
+        """One delivery's failure (PostgreSQL away) leaves it leased: it is retried when the lease ends."""
+        try:
+            await self._deliver(row)
+        except Exception:
+            _log.exception("broker_delivery_failed", trigger=row["trigger"])
+
+    def _delivery_of(self, trigger_name: str) -> Delivery:
+        trigger = self.triggers.get(trigger_name)
+        return trigger.delivery if trigger and trigger.delivery else self.config.delivery
+
+    async def _send(self, url: str, event: CloudEvent, seconds: float) -> _Outcome:
+        assert self._client is not None, "run() starts the HTTP client"
+        headers, body = to_binary(event)
+        try:
+            response = await self._client.post(url, headers=headers, content=body, timeout=seconds)
+        except httpx.HTTPError as exc:
+            return _Outcome(None, f"{type(exc).__name__}: {exc}"[:500])
+        reply = None
+        if 200 <= response.status_code < 300 and response.content and "ce-id" in response.headers:
+            try:
+                reply = from_http(dict(response.headers), response.content)
+            except Exception:  # a malformed reply is dropped, as Knative drops it
+                _log.warning("broker_reply_dropped", url=url)
+        error = None if response.is_success else f"HTTP {response.status_code}"
+        return _Outcome(response.status_code, error, response.content[:1024], reply)
+
+    async def _deliver(self, row: dict[str, Any]) -> None:
+        event = from_dict(row["event"])
+        delivery = self._delivery_of(row["trigger"])
+        if row["dead_lettering"]:
+            await self._deliver_dead_letter(row, event, delivery)
+            return
+        outcome = await self._send(row["subscriber"], event, delivery.timeout)
+        if outcome.reply is not None:
+            # Before the delivery is marked done: if this fails, the delivery is retried
+            # (and the reply sent again), as Knative does, rather than the reply lost.
+            await self.ingest(outcome.reply)
+        async with connection() as conn:
+            if outcome.ok:
+                await conn.execute(_DELIVERED, (outcome.status, row["id"]))
+            elif outcome.retryable and row["attempts"] < delivery.retry:
+                wait = timedelta(seconds=delivery.backoff(row["attempts"]))
+                await conn.execute(_RETRY, (outcome.status, outcome.error, wait, row["id"]))
+            else:
+                data = base64.b64encode(outcome.body).decode()
+                status = outcome.status
+                await conn.execute(_TO_DEAD_LETTER, (status, data, status, outcome.error, row["id"]))
+                self._wake.set()
+        _log.info(
+            "broker_delivery",
+            trigger=row["trigger"],
+            event_id=event["id"],
+            event_type=event["type"],
+            status=outcome.status,
+            attempt=row["attempts"] + 1,
+        )
+
+    async def _deliver_dead_letter(self, row: dict[str, Any], event: CloudEvent, delivery: Delivery) -> None:
+        service = delivery.dead_letter_service
+        if service is None:
+            async with connection() as conn:
+                await conn.execute(_DEAD, (row["error_code"], "no dead-letter sink configured", row["id"]))
+            _log.error("broker_event_dead", trigger=row["trigger"], event_id=event["id"])
+            return
+        event["knativeerrordest"] = row["subscriber"]
+        event["knativeerrorcode"] = str(row["error_code"] if row["error_code"] is not None else "")
+        event["knativeerrordata"] = row["error_data"] or ""
+        outcome = await self._send(self.url_of(service), event, delivery.timeout)
+        async with connection() as conn:
+            if outcome.ok:
+                await conn.execute(_DELIVERED, (outcome.status, row["id"]))
+            elif row["attempts"] < delivery.retry:
+                wait = timedelta(seconds=delivery.backoff(row["attempts"]))
+                await conn.execute(_RETRY, (outcome.status, outcome.error, wait, row["id"]))
+            else:
+                await conn.execute(_DEAD, (outcome.status, outcome.error, row["id"]))
+                _log.error("broker_event_dead", trigger=row["trigger"], event_id=event["id"])
+        _log.info("broker_dead_lettered", trigger=row["trigger"], event_id=event["id"], status=outcome.status)

@@ -1,0 +1,126 @@
+"""What turns event handlers into an event function: CloudEvents in, 202 out, once.
+
+An event function is an http function like the others. It parses the CloudEvent
+(binary or structured mode), skips one it has already handled (by ``source`` + ``id``,
+recorded in the same transaction as the handler's effect), and answers:
+
+- 202 with an empty body when the event is handled (or was already);
+- 400 for a request that is not a CloudEvent, or a type this function does not take,
+  and 422 when the data can never be accepted (``EventRejected``): the broker does
+  not retry these and parks them in the dead-letter sink;
+- 503 when a dependency is away, 500 on a bug: the broker retries both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+from cloudevents.exceptions import GenericException as CloudEventError
+from cloudevents.http import CloudEvent, from_http
+from starlette.requests import Request
+from starlette.responses import Response
+
+from quill.domain.outbox import Transaction, transaction
+from quill.errors import ApiError, ServiceUnavailable
+from quill.function import Call, Endpoint
+from quill.http import json, read_body
+from quill.observability import EVENTS_CONSUMED, get_logger
+
+__all__ = ["Consumer", "EventHandler", "EventRejected", "parse_event"]
+
+EventHandler = Callable[[Transaction, CloudEvent], Awaitable[None]]
+
+_log = get_logger("quill.consumer")
+
+_CLAIM = """
+INSERT INTO processed_events (consumer, source, event_id) VALUES (%s, %s, %s)
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
+
+
+class EventRejected(Exception):
+    """This event's data can never be handled; retrying would not help."""
+
+    def __init__(self, reason: str, details: dict[str, list[str]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details or {"event": [reason]}
+
+
+class _NotAnEvent(ApiError):
+    status_code = 400
+
+
+async def parse_event(request: Request) -> CloudEvent:
+    """A CloudEvent in binary or structured mode; 413 when too large, 400 when not an event."""
+    body = await read_body(request)
+    try:
+        event = from_http(dict(request.headers), body)
+    except (CloudEventError, ValueError, TypeError) as exc:
+        raise _NotAnEvent({"event": [f"is not a valid CloudEvent: {type(exc).__name__}"]}) from None
+    return event
+
+
+class Consumer:
+    """One event function: a handler per event type, de-duplicated under ``name``."""
+
+    def __init__(self, name: str, handlers: Mapping[str, EventHandler], *, deduplicate: bool = True) -> None:
+        self.name = name
+        self.handlers = handlers
+        self.deduplicate = deduplicate
+
+    def endpoints(self) -> list[Endpoint]:
+        # Knative delivers to the service root; any path is accepted, as functions-framework does.
+        return [
+            Endpoint("POST", "/", self.receive, auth="none"),
+            Endpoint("POST", "/{path:path}", self.receive, auth="none"),
+        ]
+
+    async def receive(self, call: Call) -> Response:
+        event = await parse_event(call.request)
+        attributes: Mapping[str, Any] = event.get_attributes()
+        structlog.contextvars.bind_contextvars(
+            event_id=attributes["id"],
+            event_type=attributes["type"],
+            event_source=attributes["source"],
+            subject=attributes.get("subject"),
+        )
+        handler = self.handlers.get(attributes["type"])
+        if handler is None:
+            return self._done(event, "unexpected_type", 400, {"type": [f"{self.name} does not take this type"]})
+        try:
+            async with transaction(self.name) as tx:
+                if self.deduplicate and await self._seen(tx, attributes):
+                    return self._done(event, "duplicate", 202)
+                await handler(tx, event)
+        except EventRejected as rejected:
+            return self._done(event, "rejected", 422, rejected.details, reason=rejected.reason)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # data not of the catalogued shape
+            return self._done(event, "rejected", 422, {"data": ["does not match the type's schema"]}, reason=repr(exc))
+        except ServiceUnavailable:
+            return self._done(event, "retry", 503, {"database": ["is unavailable"]})
+        except Exception as exc:  # a dependency blip or a bug: ask the broker to retry
+            _log.exception("event_failed", error=type(exc).__name__)
+            return self._done(event, "retry", 500, {"server": ["internal error"]})
+        return self._done(event, "processed", 202)
+
+    async def _seen(self, tx: Transaction, attributes: Mapping[str, Any]) -> bool:
+        cursor = await tx.conn.execute(_CLAIM, (self.name, attributes["source"], attributes["id"]))
+        return await cursor.fetchone() is None
+
+    def _done(
+        self,
+        event: CloudEvent,
+        outcome: str,
+        status_code: int,
+        errors: dict[str, list[str]] | None = None,
+        reason: str | None = None,
+    ) -> Response:
+        EVENTS_CONSUMED.labels(self.name, event["type"], outcome).inc()
+        log = _log.info if status_code < 400 else _log.warning
+        log("event_handled", outcome=outcome, reason=reason)
+        if errors is None:
+            return Response(status_code=status_code)  # empty: the broker treats any body as a reply
+        return json({"errors": errors}, status_code)
