@@ -1,0 +1,1 @@
+"""``quill bench``: benchmarks anyone can rerun; they report medians, spreads and ratios."""

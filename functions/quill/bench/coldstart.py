@@ -1,0 +1,116 @@
+"""Cold start of each function target, beside two baselines measured in the same run.
+
+- the floor and ceiling of ``quill.bench.baselines``;
+- each Quill target: ``quill serve <target>``, exactly as its Knative Service starts it.
+
+Wall time from exec to the first 200 on the readiness path and on a real route, the
+median of ``runs`` starts (and the spread), and RSS after the first request. Ratios to
+the floor are what to compare across machines; the absolute times are this machine's.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from quill.bench import baselines
+from quill.bench.harness import scratch_database, spawn, wait_until_ok
+
+__all__ = ["TARGETS", "import_times", "run"]
+
+# target -> a real route to ask for after readiness
+TARGETS = {
+    "login": "/.well-known/jwks.json",
+    "profile": "/api/profiles/nobody",
+    "posts": "/api/articles",
+    "cache": "/health/liveness",
+    "search": "/health/liveness",
+    "importer": "/health/liveness",
+    "deadletter": "/health/liveness",
+    "outbox": "/health/liveness",
+}
+
+
+def _start(argv: list[str], env: dict[str, str], ready: str, real: str) -> dict[str, float]:
+    started = time.perf_counter()
+    process, base = spawn(argv, env)
+    try:
+        wait_until_ok(base + ready, process, poll=0.002)
+        to_ready = time.perf_counter() - started
+        status = httpx.get(base + real, timeout=5).status_code
+        to_real = time.perf_counter() - started
+        rss = psutil.Process(process.pid).memory_info().rss / 2**20
+    finally:
+        process.terminate()
+        process.wait()
+    if status >= 500:
+        raise RuntimeError(f"{argv}: {real} answered {status}")
+    return {"ready_ms": to_ready * 1000, "first_route_ms": to_real * 1000, "rss_mib": rss}
+
+
+def _summarise(samples: list[dict[str, float]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key in ("ready_ms", "first_route_ms", "rss_mib"):
+        values = [sample[key] for sample in samples]
+        result[key] = statistics.median(values)
+        result[f"{key}_spread"] = [min(values), max(values)]
+    return result
+
+
+def import_times(target: str, env: dict[str, str], top: int = 10) -> list[dict[str, Any]]:
+    """The modules with the largest cumulative import time (``python -X importtime``)."""
+    code = f"from quill.serving import create_app; create_app({target!r})"
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-X", "importtime", "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rows: list[dict[str, Any]] = []
+    for line in result.stderr.splitlines():
+        fields = [part.strip() for part in line.partition(":")[2].split("|")]
+        if len(fields) != 3 or not fields[0].isdigit():
+            continue  # the header line
+        own, cumulative, name = fields
+        rows.append({"module": name, "cumulative_ms": int(cumulative) / 1000, "self_ms": int(own) / 1000})
+    return sorted(rows, key=lambda row: row["cumulative_ms"], reverse=True)[:top]
+
+
+def run(admin_url: str, redis_url: str, *, runs: int = 7, targets: list[str] | None = None) -> dict[str, Any]:
+    chosen = targets or list(TARGETS)
+    quill = str(Path(sys.executable).with_name("quill"))
+    with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as scratch:
+        from quill.migrate import migrate
+
+        migrate(database_url)
+        folder = Path(scratch)
+        env = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "LOG_LEVEL": "warning",
+            "JWT_DEV_KEY_PATH": str(folder / "dev.pem"),
+        }
+        plans = {name: (argv, "/", "/") for name, argv in baselines.write(folder).items()}
+        for target in chosen:
+            plans[target] = ([quill, "serve", target, "--port"], "/health/readiness", TARGETS[target])
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in plans}
+        for _ in range(runs):  # interleaved, so machine noise spreads over every target alike
+            for name, (argv, ready, real) in plans.items():
+                samples[name].append(_start(argv, env, ready, real))
+        results = {name: _summarise(values) for name, values in samples.items()}
+        floor = results["floor"]
+        for result in results.values():
+            result["ready_vs_floor"] = result["ready_ms"] / floor["ready_ms"]
+            result["first_route_vs_floor"] = result["first_route_ms"] / floor["first_route_ms"]
+        imports = import_times("posts", env)
+    return {"runs": runs, "targets": results, "import_time_top10_posts": imports}

@@ -1,0 +1,158 @@
+"""A blog platform's mixed traffic: many virtual users, mostly reads, some writes, think time.
+
+Each virtual user signs in once, then loops: pick an action by weight, send it, record
+its latency and outcome, wait ``think`` seconds. The same scenario ships for clusters
+as ``infra/loadtest/mixed.js`` (k6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from quill.bench.harness import summary
+
+__all__ = ["ACTIONS", "MixedResult", "mixed", "seed"]
+
+# (name, weight): ~90% reads, ~10% writes.
+ACTIONS: tuple[tuple[str, int], ...] = (
+    ("list", 35),
+    ("article", 25),
+    ("profile", 10),
+    ("feed", 10),
+    ("tags", 5),
+    ("tag_filter", 5),
+    ("favorite", 4),
+    ("comment", 3),
+    ("create", 2),
+    ("follow", 1),
+)
+
+
+@dataclass
+class MixedResult:
+    requests: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    by_action: dict[str, list[float]] = field(default_factory=dict)
+    error_samples: list[str] = field(default_factory=list)
+
+    def record(self, action: str, seconds: float, ok: bool, detail: str = "") -> None:
+        self.requests += 1
+        self.latencies_ms.append(seconds * 1000)
+        self.by_action.setdefault(action, []).append(seconds * 1000)
+        if not ok:
+            self.errors += 1
+            if len(self.error_samples) < 20:
+                self.error_samples.append(f"{action}: {detail}")
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "latency_ms": summary(self.latencies_ms),
+            "by_action_p95_ms": {name: summary(values)["p95"] for name, values in sorted(self.by_action.items())},
+            "error_samples": self.error_samples,
+        }
+
+
+async def seed(base_url: str, users: int, articles_per_user: int) -> list[dict[str, str]]:
+    """Register ``users`` accounts with a few articles each; return their tokens and slugs."""
+    accounts: list[dict[str, str]] = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        for number in range(users):
+            name = f"user{number}"
+            response = await client.post(
+                "/api/users",
+                json={"user": {"username": name, "email": f"{name}@example.com", "password": "password123"}},
+            )
+            response.raise_for_status()
+            token = response.json()["user"]["token"]
+            slug = ""
+            for article in range(articles_per_user):
+                created = await client.post(
+                    "/api/articles",
+                    headers={"Authorization": f"Token {token}"},
+                    json={
+                        "article": {
+                            "title": f"{name} on topic {article}",
+                            "description": "seeded",
+                            "body": "Lorem ipsum " * 20,
+                            "tagList": [f"topic{article % 5}", "seed"],
+                        }
+                    },
+                )
+                created.raise_for_status()
+                slug = created.json()["article"]["slug"]
+            accounts.append({"username": name, "token": token, "slug": slug})
+    return accounts
+
+
+async def _act(client: httpx.AsyncClient, action: str, me: dict[str, str], other: dict[str, str]) -> httpx.Response:
+    auth = {"Authorization": f"Token {me['token']}"}
+    if action == "list":
+        return await client.get("/api/articles", params={"limit": 20})
+    if action == "article":
+        return await client.get(f"/api/articles/{other['slug']}", headers=auth)
+    if action == "profile":
+        return await client.get(f"/api/profiles/{other['username']}", headers=auth)
+    if action == "feed":
+        return await client.get("/api/articles/feed", headers=auth)
+    if action == "tags":
+        return await client.get("/api/tags")
+    if action == "tag_filter":
+        return await client.get("/api/articles", params={"tag": "topic1", "limit": 20})
+    if action == "favorite":
+        method = random.choice(["POST", "DELETE"])  # noqa: S311 - load shape, not security
+        return await client.request(method, f"/api/articles/{other['slug']}/favorite", headers=auth)
+    if action == "comment":
+        return await client.post(
+            f"/api/articles/{other['slug']}/comments", headers=auth, json={"comment": {"body": "Nice post"}}
+        )
+    if action == "create":
+        return await client.post(
+            "/api/articles",
+            headers=auth,
+            json={"article": {"title": f"Fresh {time.monotonic_ns()}", "description": "d", "body": "b"}},
+        )
+    method = random.choice(["POST", "DELETE"])  # noqa: S311
+    return await client.request(method, f"/api/profiles/{other['username']}/follow", headers=auth)
+
+
+async def mixed(
+    base_url: str, accounts: list[dict[str, str]], *, users: int, seconds: float, think: float = 1.0
+) -> MixedResult:
+    result = MixedResult()
+    names = [name for name, _ in ACTIONS]
+    weights = [weight for _, weight in ACTIONS]
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+
+        async def virtual_user(number: int) -> None:
+            rng = random.Random(number)  # noqa: S311
+            me = accounts[number % len(accounts)]
+            await asyncio.sleep(rng.random() * think)  # spread the start
+            while time.monotonic() < deadline:
+                action = rng.choices(names, weights)[0]
+                other = accounts[rng.randrange(len(accounts))]
+                if action == "follow" and other is me:
+                    action = "list"
+                started = time.perf_counter()
+                try:
+                    response = await _act(client, action, me, other)
+                    ok = response.status_code < 400
+                    detail = f"HTTP {response.status_code} {response.text[:100]}"
+                except httpx.HTTPError as exc:
+                    ok, detail = False, f"{type(exc).__name__}: {exc}"
+                result.record(action, time.perf_counter() - started, ok, detail)
+                await asyncio.sleep(think)
+
+        await asyncio.gather(*(virtual_user(number) for number in range(users)))
+    return result

@@ -1,0 +1,63 @@
+"""``quill bench <suite> --quick`` runs end to end (smoke tests: timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Servers
+from tests.e2e.conftest import QUILL
+
+pytestmark = pytest.mark.e2e
+
+
+def _bench(suite: str, servers: Servers, out: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [
+            QUILL,
+            "bench",
+            suite,
+            "--quick",
+            "--out",
+            str(out),
+            "--postgres",
+            servers.admin_url,
+            "--redis",
+            servers.redis_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=out,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / f"{suite}.md").read_text().startswith(f"# quill bench {suite}")
+    report: dict[str, Any] = json.loads((out / f"{suite}.json").read_text())
+    return report
+
+
+def test_the_events_benchmark_runs_and_writes_its_reports(servers: Servers, tmp_path: Path) -> None:
+    report = _bench("events", servers, tmp_path)
+    assert report["broker"]["imported"] == 100
+    assert report["outbox"]["commit_to_consumer_ms"]["n"] == 20
+
+
+def test_the_coldstart_benchmark_runs_and_reports_ratios(servers: Servers, tmp_path: Path) -> None:
+    report = _bench("coldstart", servers, tmp_path)
+    assert set(report["targets"]) == {"floor", "ceiling", "posts"}
+    assert report["targets"]["floor"]["ready_vs_floor"] == 1.0
+    assert report["import_time_top10_posts"][0]["cumulative_ms"] > 0
+
+
+def test_the_warm_load_benchmark_runs_and_reports_ratios(servers: Servers, tmp_path: Path) -> None:
+    report = _bench("warm", servers, tmp_path)
+    assert set(report["baselines"]) == {"floor", "ceiling"}
+    for cells in report["routes"].values():
+        for cell in cells.values():
+            assert cell["errors"] == 0
+            assert cell["requests_per_second"] > 0

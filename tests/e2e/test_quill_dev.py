@@ -1,0 +1,86 @@
+"""The README's promise: ``quill dev`` serves the whole API on one port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Running, stop, wait_ready
+
+pytestmark = pytest.mark.e2e
+
+
+def _walk_through(base_url: str) -> None:
+    """The README's curl walk-through: register, log in, create, list."""
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        registered = client.post(
+            "/api/users", json={"user": {"username": "e2e", "email": "e2e@example.com", "password": "password123"}}
+        )
+        assert registered.status_code == 201, registered.text
+        login = client.post("/api/users/login", json={"user": {"email": "e2e@example.com", "password": "password123"}})
+        token = login.json()["user"]["token"]
+        headers = {"Authorization": f"Token {token}"}
+        created = client.post(
+            "/api/articles",
+            headers=headers,
+            json={"article": {"title": "From the outside", "description": "d", "body": "b", "tagList": ["e2e"]}},
+        )
+        assert created.status_code == 201, created.text
+        listing = client.get("/api/articles", params={"tag": "e2e"}).json()
+        assert listing["articlesCount"] == 1
+        assert listing["articles"][0]["slug"] == "from-the-outside"
+        assert client.get("/api/tags").json() == {"tags": ["e2e"]}
+        assert client.get("/version").json()["function"] == "bundle"
+
+
+def test_quill_dev_with_given_servers_serves_every_route(start_quill: Any, machine_env: dict[str, str]) -> None:
+    running: Running = start_quill("dev", env=machine_env)
+    wait_ready(running)
+
+    _walk_through(running.base_url)
+
+    assert stop(running) == 0
+    assert "migrations applied" in running.output()
+    assert "listening on http://127.0.0.1:" in running.output()
+
+
+def test_quill_dev_on_a_bare_machine_starts_embedded_servers_and_keeps_data(start_quill: Any, tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}  # no DATABASE_URL, no REDIS_URL
+
+    first: Running = start_quill("dev", "--data", str(tmp_path / "data"), env=env)
+    wait_ready(first, timeout=120)
+    _walk_through(first.base_url)
+    assert stop(first) == 0
+
+    second: Running = start_quill("dev", "--data", str(tmp_path / "data"), env=env)
+    wait_ready(second, timeout=120)
+    assert httpx.get(second.base_url + "/api/articles").json()["articlesCount"] == 1
+    assert "none (up to date)" in second.output()
+    assert stop(second) == 0
+    assert (tmp_path / "data" / "pgdata").is_dir()
+
+
+def test_quill_serve_runs_one_function_with_only_its_routes(start_quill: Any, machine_env: dict[str, str]) -> None:
+    running: Running = start_quill("serve", "profile", env=machine_env)
+    seconds = wait_ready(running)
+
+    assert httpx.get(running.base_url + "/version").json() == {"function": "profile", "version": "0.1.0"}
+    assert httpx.get(running.base_url + "/api/articles").status_code == 404
+    assert httpx.get(running.base_url + "/api/profiles/nobody").json() == {"errors": {"profile": ["not found"]}}
+    assert seconds < 30
+    assert stop(running) == 0
+
+
+def test_quill_serve_unknown_function_fails_with_a_clear_message(start_quill: Any, machine_env: dict[str, str]) -> None:
+    running: Running = start_quill("serve", "nope", env=machine_env)
+    assert running.process.wait(timeout=30) != 0
+    assert "no function 'nope'" in running.output()
+
+
+def test_bad_configuration_fails_at_start_naming_the_variable(start_quill: Any, machine_env: dict[str, str]) -> None:
+    running: Running = start_quill("serve", "posts", env={**machine_env, "DB_POOL_MAX": "many"})
+    assert running.process.wait(timeout=30) != 0
+    assert "DB_POOL_MAX" in running.output()
