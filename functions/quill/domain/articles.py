@@ -102,7 +102,23 @@ def page_sql(params: dict[str, Any]) -> tuple[str, str]:
         + (_RANKED if searching else _NEWEST)
         + "LIMIT %(limit)s OFFSET %(offset)s"
     )
-    return page, "SELECT count(*) AS total" + source
+    return page, _count_sql(params, source)
+
+
+# articlesCount without counting the table: the unfiltered total is kept by triggers
+# (0003_article_totals.sql), a tag's count is an index-only scan of article_tags (each
+# row names an article, and each article an author, so the joins cannot drop any).
+_TOTAL = "SELECT sum(articles)::bigint AS total FROM article_totals"
+_TAG_TOTAL = "SELECT count(*) AS total FROM article_tags WHERE tag = %(tag)s"
+
+
+def _count_sql(params: dict[str, Any], source: str) -> str:
+    chosen = {name for name in _FILTER_SQL if params.get(name) is not None}
+    if not chosen:
+        return _TOTAL
+    if chosen == {"tag"}:
+        return _TAG_TOTAL
+    return "SELECT count(*) AS total" + source
 
 
 _ONE = """
