@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from tests.e2e.conftest import QUILL
 pytestmark = pytest.mark.e2e
 
 
-def _bench(suite: str, servers: Servers, out: Path) -> dict[str, Any]:
+def _bench(suite: str, servers: Servers, out: Path, **env: str) -> dict[str, Any]:
     result = subprocess.run(
         [
             QUILL,
@@ -34,6 +36,7 @@ def _bench(suite: str, servers: Servers, out: Path) -> dict[str, Any]:
         timeout=300,
         check=False,
         cwd=out,
+        env={**os.environ, **env},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / f"{suite}.md").read_text().startswith(f"# quill bench {suite}")
@@ -61,3 +64,25 @@ def test_the_warm_load_benchmark_runs_and_reports_ratios(servers: Servers, tmp_p
         for cell in cells.values():
             assert cell["errors"] == 0
             assert cell["requests_per_second"] > 0
+    assert set(report["single_function"]) == {"article (posts)", "list (posts)"}
+
+
+@pytest.mark.parametrize("client", ["wrk", "python"])
+def test_the_mixed_scenario_runs_without_errors(servers: Servers, tmp_path: Path, client: str) -> None:
+    if client == "wrk" and not shutil.which("wrk"):
+        pytest.skip("wrk is not installed (apt-get install wrk): the Python client case still runs")
+    report = _bench("mixed", servers, tmp_path, QUILL_BENCH_CLIENT=client)
+    assert report["client"] == client
+    run = report["runs"]["20"]
+    assert run["errors"] == 0, run
+    assert run["requests"] > 0
+
+
+def test_the_scale_benchmark_seeds_measures_and_explains(servers: Servers, tmp_path: Path) -> None:
+    report = _bench("scale", servers, tmp_path)
+    queries = report["scales"]["10000"]["queries"]
+    assert queries["list"]["matches"] == 10_000  # the seeder grew 2k to exactly 10k
+    assert queries["feed"]["matches"] > 0
+    for name, cell in queries.items():
+        assert cell["errors"] == 0, name
+        assert not cell["explain"]["page"]["scans_articles"], cell["explain"]["page"]["plan"]

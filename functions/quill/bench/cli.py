@@ -5,21 +5,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "run"]
+__all__ = ["SUITES", "add_parser", "run"]
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmarks (results under bench-results/)")
     bench.add_argument(
         "suite",
-        choices=["coldstart", "warm", "events"],
+        nargs="?",
+        default="all",
+        choices=[*SUITES, "all"],
         help="coldstart: each target against functions-framework and Starlette baselines; "
         "warm: requests/s and latency per route at concurrency 1/32/128 beside the same baselines; "
-        "events: local broker throughput and outbox latency",
+        "mixed: 100 and 500 virtual users with think time; "
+        "scale: list/filter/feed/search at 10k/100k/1M articles with EXPLAIN; "
+        "events: local broker throughput and outbox latency; "
+        "all (the default): every suite, then the targets met or missed",
     )
     bench.add_argument("--quick", action="store_true", help="a small run for smoke tests (timings not meaningful)")
     bench.add_argument("--out", default="bench-results", help="folder for the JSON and Markdown reports")
@@ -32,64 +38,59 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return bench  # type: ignore[no-any-return]
 
 
-def _coldstart_lines(result: dict[str, Any]) -> list[str]:
-    lines = [
-        f"Median of {result['runs']} starts each, interleaved; spreads are min-max.",
-        "",
-        "| target | to readiness 200 ms | x floor | to first route ms | x floor | RSS MiB |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, row in result["targets"].items():
-        lines.append(
-            f"| {name} | {row['ready_ms']:.0f} ({row['ready_ms_spread'][0]:.0f}-{row['ready_ms_spread'][1]:.0f}) "
-            f"| {row['ready_vs_floor']:.2f} | {row['first_route_ms']:.0f} | {row['first_route_vs_floor']:.2f} "
-            f"| {row['rss_mib']:.0f} |"
-        )
-    lines += ["", "Import time, `quill serve posts`, top 10 (cumulative ms):", ""]
-    lines += [f"- {row['module']}: {row['cumulative_ms']:.1f}" for row in result["import_time_top10_posts"]]
-    return lines
+def _coldstart(args: argparse.Namespace) -> dict[str, Any]:
+    from quill.bench import coldstart
+
+    if args.quick:
+        return coldstart.run(args.postgres, args.redis, runs=2, targets=["posts"])
+    return coldstart.run(args.postgres, args.redis)
 
 
-def _warm_lines(result: dict[str, Any]) -> list[str]:
-    lines = [
-        f"{result['seconds_per_cell']} s per cell; client: {result['client']}"
-        + (" (Python: near its own ceiling above ~1,000 req/s on 2 cores)" if result["client"] == "python" else "")
-        + ". Baselines in parentheses; the rest through the bundle, then each route's own function.",
-        "",
-        "| route | concurrency | req/s | x floor | p50 ms | p95 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    rows = [(f"({name})", cells) for name, cells in result["baselines"].items()]
-    rows += list(result["routes"].items()) + list(result.get("single_function", {}).items())
-    for route, cells in rows:
-        for concurrency, cell in cells.items():
-            ratio = f"{cell['vs_floor']:.2f}" if "vs_floor" in cell else ""
-            lines.append(
-                f"| {route} | {concurrency} | {cell['requests_per_second']:.0f} | {ratio} | {cell['p50_ms']:.1f} "
-                f"| {cell['p95_ms']:.1f} | {cell['p99_ms']:.1f} | {cell['errors']} |"
-            )
-    return lines
+def _warm(args: argparse.Namespace) -> dict[str, Any]:
+    from quill.bench import warm
+
+    if args.quick:
+        return warm.run(args.postgres, args.redis, concurrencies=(1, 8), seconds=1, routes=("article", "list"))
+    return warm.run(args.postgres, args.redis)
 
 
-def _markdown(suite: str, result: dict[str, Any]) -> str:
-    lines = [f"# quill bench {suite}", "", f"Run at {result['at']} (`{result['command']}`).", ""]
-    if suite == "coldstart":
-        return "\n".join(lines + _coldstart_lines(result)) + "\n"
-    if suite == "warm":
-        return "\n".join(lines + _warm_lines(result)) + "\n"
-    broker, outbox = result["broker"], result["outbox"]
-    latency, commit = broker["accept_to_delivered_ms"], outbox["commit_to_consumer_ms"]
-    lines += [
-        "| measure | value |",
-        "|---|---|",
-        f"| import events sent (concurrency) | {broker['events']} ({broker['concurrency']}) |",
-        f"| accepted by the ingress, events/s | {broker['accepted_per_second']:.0f} |",
-        f"| delivered and handled by `importer`, events/s | {broker['delivered_per_second']:.0f} |",
-        f"| accept → delivered under that burst, median / p99 ms | {latency['median']:.0f} / {latency['p99']:.0f} |",
-        "| outbox commit → `search` handled, idle broker, median / p99 ms "
-        f"| {commit['median']:.1f} / {commit['p99']:.1f} |",
-    ]
-    return "\n".join(lines) + "\n"
+def _mixed(args: argparse.Namespace) -> dict[str, Any]:
+    from quill.bench import mixed
+
+    if args.quick:
+        return mixed.run(args.postgres, args.redis, users=(20,), seconds=3)
+    return mixed.run(args.postgres, args.redis)
+
+
+def _scale(args: argparse.Namespace) -> dict[str, Any]:
+    from quill.bench import scale
+
+    if args.quick:
+        return scale.run(args.postgres, args.redis, scales=(2_000, 10_000), seconds=1, concurrency=8)
+    return scale.run(args.postgres, args.redis)
+
+
+def _events(args: argparse.Namespace) -> dict[str, Any]:
+    from quill.bench import events
+
+    sizes = {"events": 100, "concurrency": 8, "articles": 20} if args.quick else {}
+    return events.run(args.postgres, args.redis, **sizes)
+
+
+SUITES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "coldstart": _coldstart,
+    "warm": _warm,
+    "mixed": _mixed,
+    "scale": _scale,
+    "events": _events,
+}
+
+
+def _write(out: Path, name: str, result: dict[str, Any], report: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    (out / f"{name}.md").write_text(report, encoding="utf-8")
+    print(report, flush=True)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -97,31 +98,26 @@ def run(args: argparse.Namespace) -> None:
         import psutil  # noqa: F401 - only checks the bench extra is installed
     except ImportError:
         raise SystemExit("quill bench needs its extra: pip install -e '.[bench]'") from None
-    result: dict[str, Any]
-    if args.suite == "coldstart":
-        from quill.bench import coldstart
+    from quill.bench.report import markdown, targets
 
-        if args.quick:
-            result = coldstart.run(args.postgres, args.redis, runs=2, targets=["posts"])
-        else:
-            result = coldstart.run(args.postgres, args.redis)
-    elif args.suite == "warm":
-        from quill.bench import warm
-
-        if args.quick:
-            result = warm.run(args.postgres, args.redis, concurrencies=(1, 8), seconds=0.5, routes=("article", "list"))
-        else:
-            result = warm.run(args.postgres, args.redis)
-    else:
-        from quill.bench import events
-
-        sizes = {"events": 100, "concurrency": 8, "articles": 20} if args.quick else {}
-        result = events.run(args.postgres, args.redis, **sizes)
-    result["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    result["command"] = f"quill bench {args.suite}{' --quick' if args.quick else ''}"
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.suite}.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    report = _markdown(args.suite, result)
-    (out / f"{args.suite}.md").write_text(report, encoding="utf-8")
-    print(report)
+    chosen = list(SUITES) if args.suite == "all" else [args.suite]
+    results: dict[str, dict[str, Any]] = {}
+    for suite in chosen:
+        result = SUITES[suite](args)
+        result["at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        result["command"] = f"quill bench {suite}{' --quick' if args.quick else ''}"
+        _write(out, suite, result, markdown(suite, result))
+        results[suite] = result
+    if args.suite == "all":
+        checks = targets(results)
+        lines = [
+            "# quill bench: targets",
+            "",
+            "A --quick run is a smoke test: its figures are not meant to meet the targets." if args.quick else "",
+            "",
+            "| target | measured | met |",
+            "|---|---|---|",
+            *(f"| {row['target']} | {row['measured']} | {'yes' if row['met'] else 'NO'} |" for row in checks),
+        ]
+        _write(out, "targets", {"quick": args.quick, "targets": checks}, "\n".join(lines) + "\n")

@@ -19,6 +19,7 @@ import psycopg
 
 __all__ = [
     "Server",
+    "bench_env",
     "free_port",
     "percentile",
     "running",
@@ -67,6 +68,20 @@ def scratch_database(admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+def bench_env(database_url: str, redis_url: str, folder: Path, suite: str) -> dict[str, str]:
+    """The environment a benchmarked ``quill`` runs with: its own Redis prefix and dev key,
+    and no rate limits (the load comes from one address and a few accounts)."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"bench-{suite}-{os.getpid()}:",
+        "RATE_LIMIT_WRITES": "0",
+        "RATE_LIMIT_LOGIN_IP": "0",
+        "RATE_LIMIT_LOGIN_ACCOUNT": "0",
+        "JWT_DEV_KEY_PATH": str(folder / "dev.pem"),
+    }
 
 
 @dataclass

@@ -51,12 +51,15 @@ class Plan:
 
 
 def client_name() -> str:
-    return "wrk" if shutil.which("wrk") else "python"
+    """``wrk`` if it is on PATH, unless ``QUILL_BENCH_CLIENT=python`` asks for the fallback."""
+    if os.environ.get("QUILL_BENCH_CLIENT", "") == "python" or not shutil.which("wrk"):
+        return "python"
+    return "wrk"
 
 
 def measure(base_url: str, plan: Plan, *, connections: int, seconds: float) -> dict[str, Any]:
     """Requests/s, p50/p95/p99 (ms) and errors (non-2xx/3xx or socket errors)."""
-    if shutil.which("wrk"):
+    if client_name() == "wrk":
         return _with_wrk(base_url, plan, connections, seconds)
     return _with_python(base_url, plan, connections, seconds)
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from quill.bench import baselines
-from quill.bench.harness import running, scratch_database, start_quill
+from quill.bench.harness import bench_env, running, scratch_database, start_quill
 from quill.bench.load import seed
 from quill.bench.loadgen import Plan, Request, client_name, measure
 
@@ -100,15 +99,7 @@ def run(
     results: dict[str, Any] = {"seconds_per_cell": seconds, "client": client_name()}
     with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        env = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "REDIS_PREFIX": f"bench-warm-{os.getpid()}:",
-            "RATE_LIMIT_WRITES": "0",
-            "RATE_LIMIT_LOGIN_IP": "0",
-            "RATE_LIMIT_LOGIN_ACCOUNT": "0",
-            "JWT_DEV_KEY_PATH": str(folder / "dev.pem"),
-        }
+        env = bench_env(database_url, redis_url, folder, "warm")
         from quill.migrate import migrate
 
         migrate(database_url)

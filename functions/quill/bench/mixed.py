@@ -1,0 +1,82 @@
+"""The mixed scenario: virtual users with 1 s think time, mostly reads, some writes.
+
+Each connection of the load generator is one virtual user: it picks an action by the
+weights of ``load.ACTIONS`` (the same as ``infra/loadtest/mixed.js`` for clusters),
+sends it as one of the seeded accounts, then thinks 0.5-1.5 s. Latency never includes
+the think time. Run at 100 and 500 users through the bundle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from quill.bench.harness import bench_env, scratch_database, start_quill
+from quill.bench.load import ACTIONS, seed
+from quill.bench.loadgen import Plan, Request, client_name, measure
+
+__all__ = ["USERS", "plan", "run"]
+
+USERS = (100, 500)
+# Each action is spread over this many (me, other) account pairs.
+_PAIRS = 12
+
+
+def _requests(action: str, me: dict[str, str], other: dict[str, str], flip: bool) -> list[Request]:
+    auth = (("Authorization", f"Token {me['token']}"),)
+    if action == "list":
+        return [Request("GET", "/api/articles?limit=20")]
+    if action == "article":
+        return [Request("GET", f"/api/articles/{other['slug']}", auth)]
+    if action == "profile":
+        return [Request("GET", f"/api/profiles/{other['username']}", auth)]
+    if action == "feed":
+        return [Request("GET", "/api/articles/feed", auth)]
+    if action == "tags":
+        return [Request("GET", "/api/tags")]
+    if action == "tag_filter":
+        return [Request("GET", "/api/articles?tag=topic1&limit=20")]
+    if action == "favorite":
+        return [Request("POST" if flip else "DELETE", f"/api/articles/{other['slug']}/favorite", auth)]
+    if action == "comment":
+        body = json.dumps({"comment": {"body": "Nice post"}})
+        return [Request("POST", f"/api/articles/{other['slug']}/comments", auth, body)]
+    if action == "create":
+        body = json.dumps({"article": {"title": "Fresh {n}", "description": "d", "body": "b", "tagList": ["fresh"]}})
+        return [Request("POST", "/api/articles", auth, body)]
+    if action == "follow":
+        return [Request("POST" if flip else "DELETE", f"/api/profiles/{other['username']}/follow", auth)]
+    raise ValueError(f"unknown action {action!r}")
+
+
+def plan(accounts: list[dict[str, str]], think_ms: int = 1000) -> Plan:
+    rng = random.Random(7)  # noqa: S311 - load shape, not security
+    requests: list[Request] = []
+    weights: list[int] = []
+    for action, weight in ACTIONS:
+        for pair in range(_PAIRS):
+            me, other = rng.sample(accounts, 2)  # never follows oneself
+            for request in _requests(action, me, other, flip=pair % 2 == 0):
+                requests.append(request)
+                weights.append(weight)
+    return Plan(tuple(requests), tuple(weights), think_ms)
+
+
+def run(admin_url: str, redis_url: str, *, users: tuple[int, ...] = USERS, seconds: float = 30.0) -> dict[str, Any]:
+    results: dict[str, Any] = {"seconds": seconds, "client": client_name(), "actions": dict(ACTIONS), "runs": {}}
+    with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        env = bench_env(database_url, redis_url, folder, "mixed")
+        from quill.migrate import migrate
+
+        migrate(database_url)
+        with start_quill(["serve", "bundle"], env, folder) as bundle:
+            accounts = asyncio.run(seed(bundle.base_url, users=40, articles_per_user=3))
+            scenario = plan(accounts)
+            for count in users:
+                results["runs"][str(count)] = measure(bundle.base_url, scenario, connections=count, seconds=seconds)
+    return results

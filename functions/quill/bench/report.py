@@ -1,0 +1,170 @@
+"""Benchmark results as Markdown, and the issue's speed targets checked against them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["markdown", "targets"]
+
+
+def _coldstart_lines(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Median of {result['runs']} starts each, interleaved; spreads are min-max.",
+        "",
+        "| target | to readiness 200 ms | x floor | to first route ms | x floor | RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in result["targets"].items():
+        lines.append(
+            f"| {name} | {row['ready_ms']:.0f} ({row['ready_ms_spread'][0]:.0f}-{row['ready_ms_spread'][1]:.0f}) "
+            f"| {row['ready_vs_floor']:.2f} | {row['first_route_ms']:.0f} | {row['first_route_vs_floor']:.2f} "
+            f"| {row['rss_mib']:.0f} |"
+        )
+    lines += ["", "Import time, `quill serve posts`, top 10 (cumulative ms):", ""]
+    lines += [f"- {row['module']}: {row['cumulative_ms']:.1f}" for row in result["import_time_top10_posts"]]
+    return lines
+
+
+def _warm_lines(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{result['seconds_per_cell']} s per cell; client: {result['client']}"
+        + (" (Python: near its own ceiling above ~1,000 req/s on 2 cores)" if result["client"] == "python" else "")
+        + ". Baselines in parentheses; the rest through the bundle, then each route's own function.",
+        "",
+        "| route | concurrency | req/s | x floor | p50 ms | p95 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [(f"({name})", cells) for name, cells in result["baselines"].items()]
+    rows += list(result["routes"].items()) + list(result.get("single_function", {}).items())
+    for route, cells in rows:
+        for concurrency, cell in cells.items():
+            ratio = f"{cell['vs_floor']:.2f}" if "vs_floor" in cell else ""
+            lines.append(
+                f"| {route} | {concurrency} | {cell['requests_per_second']:.0f} | {ratio} | {cell['p50_ms']:.1f} "
+                f"| {cell['p95_ms']:.1f} | {cell['p99_ms']:.1f} | {cell['errors']} |"
+            )
+    return lines
+
+
+def _events_lines(result: dict[str, Any]) -> list[str]:
+    broker, outbox = result["broker"], result["outbox"]
+    latency, commit = broker["accept_to_delivered_ms"], outbox["commit_to_consumer_ms"]
+    return [
+        "| measure | value |",
+        "|---|---|",
+        f"| import events sent (concurrency) | {broker['events']} ({broker['concurrency']}) |",
+        f"| accepted by the ingress, events/s | {broker['accepted_per_second']:.0f} |",
+        f"| delivered and handled by `importer`, events/s | {broker['delivered_per_second']:.0f} |",
+        f"| accept → delivered under that burst, median / p99 ms | {latency['median']:.0f} / {latency['p99']:.0f} |",
+        "| outbox commit → `search` handled, idle broker, median / p99 ms "
+        f"| {commit['median']:.1f} / {commit['p99']:.1f} |",
+    ]
+
+
+def _mixed_lines(result: dict[str, Any]) -> list[str]:
+    actions = ", ".join(f"{name} {weight}" for name, weight in result["actions"].items())
+    lines = [
+        f"{result['seconds']} s per run; client: {result['client']}; think time 0.5-1.5 s; weights: {actions}.",
+        "",
+        "| virtual users | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for users, cell in result["runs"].items():
+        lines.append(
+            f"| {users} | {cell['requests_per_second']:.0f} | {cell['p50_ms']:.1f} | {cell['p95_ms']:.1f} "
+            f"| {cell['p99_ms']:.1f} | {cell['max_ms']:.1f} | {cell['errors']} |"
+        )
+    return lines
+
+
+def _scale_lines(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Concurrency {result['concurrency']}, {result['seconds_per_cell']} s per cell, client: {result['client']}; "
+        f"tag `{result['tag']}`, search term `{result['term']}`. DB ms: EXPLAIN ANALYZE execution of page + count.",
+        "",
+        "| articles | query | matches | req/s | p50 ms | p95 ms | p99 ms | errors | DB ms | scans articles | indexes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for articles, scale in result["scales"].items():
+        for name, cell in scale["queries"].items():
+            explain = cell["explain"]
+            db_ms = explain["page"]["execution_ms"] + explain["count"]["execution_ms"]
+            scans = "yes" if explain["page"]["scans_articles"] or explain["count"]["scans_articles"] else "no"
+            indexes = ", ".join(sorted(set(explain["page"]["indexes"]) | set(explain["count"]["indexes"])))
+            lines.append(
+                f"| {articles} | {name} | {cell['matches']} | {cell['requests_per_second']:.0f} "
+                f"| {cell['p50_ms']:.1f} | {cell['p95_ms']:.1f} | {cell['p99_ms']:.1f} | {cell['errors']} "
+                f"| {db_ms:.2f} | {scans} | {indexes} |"
+            )
+    growth = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in result["p95_growth"].items())
+    lines += ["", f"p95 at the largest scale over the smallest: {growth}."]
+    seeding = ", ".join(f"{n}: {sum(scale['seeding_s'].values()):.0f} s" for n, scale in result["scales"].items())
+    lines += [f"Seeding (COPY and set-based inserts, growing): {seeding}."]
+    return lines
+
+
+_LINES = {
+    "coldstart": _coldstart_lines,
+    "warm": _warm_lines,
+    "mixed": _mixed_lines,
+    "scale": _scale_lines,
+    "events": _events_lines,
+}
+
+
+def markdown(suite: str, result: dict[str, Any]) -> str:
+    lines = [f"# quill bench {suite}", "", f"Run at {result['at']} (`{result['command']}`).", ""]
+    return "\n".join(lines + _LINES[suite](result)) + "\n"
+
+
+def _errors(value: Any) -> int:
+    """Every error count anywhere in a result."""
+    if isinstance(value, dict):
+        return sum(_errors(v) if k != "errors" else int(v) for k, v in value.items() if k != "error_samples")
+    if isinstance(value, list):
+        return sum(_errors(v) for v in value)
+    return 0
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets, each with what was measured and whether it was met."""
+    rows: list[dict[str, Any]] = []
+
+    def check(target: str, measured: str, met: bool) -> None:
+        rows.append({"target": target, "measured": measured, "met": met})
+
+    if cold := results.get("coldstart"):
+        quill = {k: v for k, v in cold["targets"].items() if k not in ("floor", "ceiling")}
+        worst = max(quill, key=lambda k: quill[k]["first_route_vs_floor"])
+        ratio = quill[worst]["first_route_vs_floor"]
+        check("cold start to first real 200 <= 1.3x floor", f"worst {worst} {ratio:.2f}x", ratio <= 1.3)
+        rss = max(row["rss_mib"] for row in quill.values())
+        check("RSS after first request < 90 MiB", f"max {rss:.0f} MiB", rss < 90)
+    if warm := results.get("warm"):
+        for route in ("article", "profile_anonymous", "profile_signed_in"):
+            cell = warm["routes"].get(route, {}).get("32")
+            if cell:
+                check(
+                    f"{route} at c=32: >= 0.6x floor req/s, p99 < 25 ms",
+                    f"{cell['vs_floor']:.2f}x, p99 {cell['p99_ms']:.1f} ms",
+                    cell["vs_floor"] >= 0.6 and cell["p99_ms"] < 25,
+                )
+    if scale := results.get("scale"):
+        cell = scale["scales"].get("100000", {}).get("queries", {}).get("list")
+        if cell and scale["concurrency"] == 32:
+            check(
+                "list limit=20 at c=32, 100k articles: p99 < 40 ms", f"p99 {cell['p99_ms']:.1f} ms", cell["p99_ms"] < 40
+            )
+        for name, ratio in scale["p95_growth"].items():
+            check(f"{name}: p95 at the largest scale <= 1.5x the smallest", f"{ratio:.2f}x", ratio <= 1.5)
+    if mixed := results.get("mixed"):
+        cell = mixed["runs"].get("500")
+        if cell:
+            check(
+                "mixed, 500 virtual users: p95 < 15 ms, zero errors",
+                f"p95 {cell['p95_ms']:.1f} ms, {cell['errors']} errors",
+                cell["p95_ms"] < 15 and cell["errors"] == 0,
+            )
+    total = _errors(results)
+    check("zero errors in every run", f"{total} errors", total == 0)
+    return rows

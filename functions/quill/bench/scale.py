@@ -1,0 +1,129 @@
+"""Scale: list, filter, feed and search latency at 10k, 100k and 1M articles.
+
+One database grows through the scales (``seed.grow``); at each, every query is loaded
+through the bundle at one concurrency, and EXPLAIN ANALYZE of the exact statements the
+``posts`` function runs proves which indexes they use. Lists are never cached, so these
+are PostgreSQL's figures, not Redis's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from quill.bench.harness import bench_env, scratch_database, start_quill
+from quill.bench.loadgen import Plan, Request, client_name, measure
+from quill.bench.seed import FOLLOWS_PER_USER, grow, tag, word
+from quill.domain.articles import page_sql
+
+__all__ = ["SCALES", "run"]
+
+SCALES = (10_000, 100_000, 1_000_000)
+# Mid-popularity choices: a tag on ~1% of articles, a word in ~0.5% of them.
+TAG = tag(10)
+TERM = word(300)
+
+_FOLLOW = """
+INSERT INTO follows (follower_id, followee_id)
+SELECT %(reader)s, id FROM users WHERE username LIKE 'u%%' ORDER BY id LIMIT %(follows)s
+ON CONFLICT DO NOTHING
+"""
+
+
+def _queries(reader_id: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """name -> (path, the page_sql parameters the posts function binds for it)."""
+    base: dict[str, Any] = dict.fromkeys(("tag", "author", "favorited", "q", "feed_of"))
+    base.update(viewer=None, limit=20, offset=0)
+    return {
+        "list": ("/api/articles?limit=20", base),
+        "tag": (f"/api/articles?tag={TAG}&limit=20", {**base, "tag": TAG}),
+        "feed": ("/api/articles/feed?limit=20", {**base, "feed_of": reader_id, "viewer": reader_id}),
+        "search": (f"/api/articles?q={TERM}&limit=20", {**base, "q": TERM}),
+    }
+
+
+_INDEX = re.compile(r"(?:Index|Index Only|Bitmap Index) Scan (?:Backward )?(?:using|on) (\w+)")
+
+
+def _explain(database_url: str, params: dict[str, Any]) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of the page and count statements, as the function's sessions plan them."""
+    found: dict[str, Any] = {}
+    with psycopg.connect(database_url, options="-c plan_cache_mode=force_custom_plan") as conn:
+        for name, statement in zip(("page", "count"), page_sql(params), strict=True):
+            rows = conn.execute(("EXPLAIN (ANALYZE, BUFFERS) " + statement).encode(), params).fetchall()
+            plan = "\n".join(row[0] for row in rows)
+            timing = re.search(r"Execution Time: ([\d.]+) ms", plan)
+            found[name] = {
+                "execution_ms": float(timing.group(1)) if timing else float("nan"),
+                "scans_articles": "Seq Scan on articles" in plan,
+                "indexes": sorted(set(_INDEX.findall(plan))),
+                "plan": plan,
+            }
+    return found
+
+
+def run(
+    admin_url: str,
+    redis_url: str,
+    *,
+    scales: tuple[int, ...] = SCALES,
+    seconds: float = 5.0,
+    concurrency: int = 32,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "concurrency": concurrency,
+        "seconds_per_cell": seconds,
+        "client": client_name(),
+        "tag": TAG,
+        "term": TERM,
+        "scales": {},
+    }
+    with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        env = bench_env(database_url, redis_url, folder, "scale")
+        from quill.migrate import migrate
+
+        migrate(database_url)
+        with start_quill(["serve", "bundle"], env, folder) as bundle:
+            token = asyncio.run(_reader(bundle.base_url))
+            with psycopg.connect(database_url) as conn:
+                row = conn.execute("SELECT id FROM users WHERE username = 'reader'").fetchone()
+                reader_id = int(row[0]) if row else 0
+            auth = (("Authorization", f"Token {token}"),)
+            for articles in scales:
+                seeding = grow(database_url, articles)
+                with psycopg.connect(database_url, autocommit=True) as conn:
+                    conn.execute(_FOLLOW, {"reader": reader_id, "follows": FOLLOWS_PER_USER})
+                    conn.execute("ANALYZE follows")
+                cells: dict[str, Any] = {}
+                for name, (path, params) in _queries(reader_id).items():
+                    request = Request("GET", path, auth if name == "feed" else ())
+                    cell = measure(bundle.base_url, Plan((request,)), connections=concurrency, seconds=seconds)
+                    cell["matches"] = httpx.get(bundle.base_url + path, headers=dict(request.headers)).json()[
+                        "articlesCount"
+                    ]
+                    cell["explain"] = _explain(database_url, params)
+                    cells[name] = cell
+                results["scales"][str(articles)] = {"seeding_s": seeding, "queries": cells}
+    first, last = str(scales[0]), str(scales[-1])
+    results["p95_growth"] = {
+        name: results["scales"][last]["queries"][name]["p95_ms"] / results["scales"][first]["queries"][name]["p95_ms"]
+        for name in results["scales"][first]["queries"]
+    }
+    return results
+
+
+async def _reader(base_url: str) -> str:
+    """A signed-in reader for the feed (it follows seeded authors at each scale)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        user = {"username": "reader", "email": "reader@example.com", "password": "password123"}
+        response = await client.post("/api/users", json={"user": user})
+        response.raise_for_status()
+        token: str = response.json()["user"]["token"]
+    return token

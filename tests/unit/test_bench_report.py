@@ -1,0 +1,58 @@
+"""The targets table: each of the issue's targets is judged from the suites' results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quill.bench.report import markdown, targets
+
+
+def _cell(**values: Any) -> dict[str, Any]:
+    base = {"requests_per_second": 100.0, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0, "max_ms": 4.0, "errors": 0}
+    return {**base, **values}
+
+
+def _results(*, posts_ratio: float, mixed_errors: int) -> dict[str, dict[str, Any]]:
+    cold = {"ready_vs_floor": 1.0, "first_route_vs_floor": 1.0, "rss_mib": 40.0}
+    return {
+        "coldstart": {
+            "targets": {
+                "floor": cold,
+                "ceiling": cold,
+                "posts": {**cold, "first_route_vs_floor": posts_ratio, "rss_mib": 70.0},
+            }
+        },
+        "warm": {"routes": {"article": {"32": _cell(vs_floor=0.7, p99_ms=20.0)}}},
+        "mixed": {"runs": {"500": _cell(p95_ms=12.0, errors=mixed_errors)}},
+        "scale": {
+            "concurrency": 32,
+            "scales": {"100000": {"queries": {"list": _cell(p99_ms=30.0)}}},
+            "p95_growth": {"list": 1.1, "search": 2.0},
+        },
+    }
+
+
+def test_met_and_missed_targets_are_told_apart() -> None:
+    rows = {row["target"]: row for row in targets(_results(posts_ratio=1.2, mixed_errors=0))}
+    assert rows["cold start to first real 200 <= 1.3x floor"]["met"]
+    assert rows["article at c=32: >= 0.6x floor req/s, p99 < 25 ms"]["met"]
+    assert rows["list limit=20 at c=32, 100k articles: p99 < 40 ms"]["met"]
+    assert rows["list: p95 at the largest scale <= 1.5x the smallest"]["met"]
+    assert not rows["search: p95 at the largest scale <= 1.5x the smallest"]["met"]
+    assert rows["zero errors in every run"]["met"]
+
+
+def test_a_slow_start_or_a_single_error_anywhere_misses() -> None:
+    rows = {row["target"]: row for row in targets(_results(posts_ratio=1.31, mixed_errors=1))}
+    assert rows["cold start to first real 200 <= 1.3x floor"]["measured"] == "worst posts 1.31x"
+    assert not rows["cold start to first real 200 <= 1.3x floor"]["met"]
+    assert not rows["mixed, 500 virtual users: p95 < 15 ms, zero errors"]["met"]
+    assert rows["zero errors in every run"]["measured"] == "1 errors"
+
+
+def test_the_mixed_report_is_a_markdown_table() -> None:
+    result = {"at": "now", "command": "quill bench mixed", "seconds": 1, "client": "wrk", "actions": {"list": 1}}
+    result["runs"] = {"100": _cell()}
+    text = markdown("mixed", result)
+    assert text.startswith("# quill bench mixed")
+    assert "| 100 | 100 | 1.0 | 2.0 | 3.0 | 4.0 | 0 |" in text
