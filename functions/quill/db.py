@@ -8,9 +8,11 @@ success and rolls back on error. Connection failures surface as ``ServiceUnavail
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg.rows import dict_row
@@ -20,9 +22,25 @@ from quill.errors import ServiceUnavailable
 from quill.lazy import Lazy
 from quill.settings import get_settings
 
-__all__ = ["Connection", "aclose", "connection", "get_pool", "ping"]
+__all__ = ["Connection", "aclose", "connection", "get_pool", "ping", "reading"]
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+
+# A connection back in the pool less than this long ago is taken as alive: checking each
+# one costs a round trip per request. After a failover the few that slip through fail
+# once (503) and the pool drops them.
+_CHECK_AFTER_IDLE = 2.0
+_returned: WeakKeyDictionary[Connection, float] = WeakKeyDictionary()
+
+
+async def _mark_returned(conn: Connection) -> None:
+    _returned[conn] = time.monotonic()
+
+
+async def _check_if_idle(conn: Connection) -> None:
+    if time.monotonic() - _returned.get(conn, 0.0) > _CHECK_AFTER_IDLE:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 async def _open() -> AsyncConnectionPool[Connection]:
@@ -35,7 +53,8 @@ async def _open() -> AsyncConnectionPool[Connection]:
         max_idle=300,
         max_lifetime=1800,
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=_check_if_idle,
+        reset=_mark_returned,
         kwargs={
             "row_factory": dict_row,
             "connect_timeout": 3,
@@ -71,6 +90,19 @@ async def connection() -> AsyncIterator[Connection]:
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise ServiceUnavailable("database") from exc
+
+
+@asynccontextmanager
+async def reading() -> AsyncIterator[Connection]:
+    """A pooled connection in autocommit, for reads: no BEGIN and COMMIT round trips around
+    them. Each statement sees its own snapshot; anything that writes uses ``connection()``."""
+    async with connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                await conn.set_autocommit(False)  # the pool hands it out transactional again
 
 
 async def ping() -> str:

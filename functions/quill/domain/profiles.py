@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from quill import cache, events
-from quill.db import Connection, connection
+from quill.db import Connection, reading
 from quill.domain.outbox import Transaction, transaction
 from quill.domain.values import Profile
 from quill.domain.views import profile_key
@@ -40,7 +40,7 @@ async def _base(conn: Connection | None, username: str) -> dict[str, Any]:
     if view is not None:
         return view
     if conn is None:
-        async with connection() as own:
+        async with reading() as own:
             row = await (await own.execute(_BY_USERNAME, (username,))).fetchone()
     else:
         row = await (await conn.execute(_BY_USERNAME, (username,))).fetchone()
@@ -59,7 +59,7 @@ async def get(username: str, viewer_id: int | None) -> Profile:
     base = await _base(None, username)
     if viewer_id is None or viewer_id == base["id"]:
         return _profile(base, False)
-    async with connection() as conn:
+    async with reading() as conn:
         row = await (await conn.execute(_FOLLOWING, (viewer_id, base["id"]))).fetchone()
     return _profile(base, bool(row and row["following"]))
 

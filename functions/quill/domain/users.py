@@ -10,7 +10,7 @@ import psycopg.errors
 from quill import cache, events
 from quill.auth import sessions
 from quill.auth.passwords import hash_password, verify_password
-from quill.db import Connection, connection
+from quill.db import Connection, reading
 from quill.domain import fields as f
 from quill.domain import views
 from quill.domain.outbox import transaction
@@ -149,7 +149,7 @@ async def register(registration: Registration) -> tuple[User, sessions.Session]:
 
 
 async def authenticate(email: str, password: str) -> User:
-    async with connection() as conn:
+    async with reading() as conn:
         cursor = await conn.execute(_BY_EMAIL, (email,))
         row = await cursor.fetchone()
     if not await verify_password(row["password_hash"] if row else None, password) or row is None:
@@ -158,7 +158,7 @@ async def authenticate(email: str, password: str) -> User:
 
 
 async def get(user_id: int) -> User | None:
-    async with connection() as conn:
+    async with reading() as conn:
         cursor = await conn.execute(_BY_ID, (user_id,))
         row = await cursor.fetchone()
     return _user(row) if row else None
