@@ -15,8 +15,8 @@ __all__ = ["article", "article_list", "comment", "comments", "profile", "timesta
 
 
 def timestamp(moment: datetime) -> str:
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is C and several times faster than strftime; in UTC it ends "+00:00".
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def user(value: User, token: str) -> dict[str, Any]:
