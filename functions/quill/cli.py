@@ -31,9 +31,14 @@ def _check_settings() -> None:
 
 
 def _run(app: Any, function: str, host: str, port: int) -> None:
+    import gc
+
     import uvicorn
 
     print(f"quill: {function} listening on http://{host}:{port}", flush=True)
+    # Everything imported so far lives as long as the process: out of the collector's
+    # sight, a full collection no longer walks it (shorter pauses, fewer p99 spikes).
+    gc.freeze()
     # Bounded: idle keep-alive connections close after 5 s, and past 1000 concurrent
     # requests a replica answers 503 at once rather than queueing without limit.
     uvicorn.run(
