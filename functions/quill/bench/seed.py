@@ -64,7 +64,10 @@ FROM users u, everyone, generate_series(1, %(follows)s) AS k
 WHERE u.id > %(after)s AND u.id <> everyone.ids[1 + (u.id * 31 + k * 7919) %% everyone.n]
 ON CONFLICT DO NOTHING
 """
-_TAGS_OF = "INSERT INTO article_tags (article_id, tag) SELECT id, unnest(tag_list) FROM articles WHERE id > %(after)s"
+_TAGS_OF = (
+    "INSERT INTO article_tags (article_id, tag, created_at)"
+    " SELECT id, unnest(tag_list), created_at FROM articles WHERE id > %(after)s"
+)
 _DOCUMENTS = (
     "INSERT INTO search_documents (article_id, document) SELECT a.id, "
     + DOCUMENT

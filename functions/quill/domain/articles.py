@@ -85,24 +85,48 @@ _NEWEST = "ORDER BY a.created_at DESC, a.id DESC\n"
 _RANKED = "ORDER BY ts_rank(sd.document, websearch_to_tsquery('english', %(q)s)) DESC, a.created_at DESC, a.id DESC\n"
 
 
-def _where(params: dict[str, Any]) -> str:
-    chosen = [fragment for name, fragment in _FILTER_SQL.items() if params.get(name) is not None]
-    return ("WHERE " + "\n  AND ".join(chosen) + "\n") if chosen else ""
+# A filter used alone can bound the page's candidates by LIMIT + OFFSET, so its cost does
+# not grow with the matches: ?tag= reads the first entries of (tag, created_at DESC), so
+# a popular tag costs what a rare one does; the feed takes each followed author's newest
+# few from (author_id, created_at DESC). Combined with others, the general form is kept.
+_SOLE_FILTER_SQL: dict[str, str] = {
+    "tag": (
+        "a.id IN (SELECT t.article_id FROM article_tags t WHERE t.tag = %(tag)s"
+        " ORDER BY t.created_at DESC, t.article_id DESC LIMIT %(limit)s + %(offset)s)"
+    ),
+    "feed_of": (
+        "a.id IN (SELECT newest.id FROM follows fo2 CROSS JOIN LATERAL"
+        " (SELECT a2.id FROM articles a2 WHERE a2.author_id = fo2.followee_id"
+        " ORDER BY a2.created_at DESC, a2.id DESC LIMIT %(limit)s + %(offset)s) AS newest"
+        " WHERE fo2.follower_id = %(feed_of)s)"
+    ),
+}
+
+
+def _where(params: dict[str, Any], *, bounded: bool = True) -> str:
+    """The WHERE clause; ``bounded=False`` for counts, which must see every match."""
+    chosen = [name for name in _FILTER_SQL if params.get(name) is not None]
+    if bounded and len(chosen) == 1 and chosen[0] in _SOLE_FILTER_SQL:
+        fragments = [_SOLE_FILTER_SQL[chosen[0]]]
+    else:
+        fragments = [_FILTER_SQL[name] for name in chosen]
+    return ("WHERE " + "\n  AND ".join(fragments) + "\n") if fragments else ""
 
 
 def page_sql(params: dict[str, Any]) -> tuple[str, str]:
     """The page and count statements for these parameters (only constant fragments are joined)."""
     searching = params.get("q") is not None
-    source = (_FROM_SEARCH if searching else _FROM) + _where(params)
+    base = _FROM_SEARCH if searching else _FROM
     page = (
         "SELECT"
         + _SUMMARY_COLUMNS
         + _VIEWER_FLAGS
-        + source
+        + base
+        + _where(params)
         + (_RANKED if searching else _NEWEST)
         + "LIMIT %(limit)s OFFSET %(offset)s"
     )
-    return page, _count_sql(params, source)
+    return page, _count_sql(params, base + _where(params, bounded=False))
 
 
 # articlesCount without counting the table: the unfiltered total is kept by triggers
@@ -146,7 +170,10 @@ VALUES (%(slug)s, %(author_id)s, %(title)s, %(description)s, %(body)s, %(tag_lis
 RETURNING"""
     + _EVENT_COLUMNS
 )
-_INSERT_TAGS = "INSERT INTO article_tags (article_id, tag) SELECT %s, unnest(%s::text[])"
+_INSERT_TAGS = (
+    "INSERT INTO article_tags (article_id, tag, created_at)"
+    " SELECT a.id, unnest(%s::text[]), a.created_at FROM articles a WHERE a.id = %s"
+)
 _DELETE_TAGS = "DELETE FROM article_tags WHERE article_id = %s"
 _UPDATE = (
     """
@@ -378,7 +405,7 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> str:
     }
     row = await _with_free_slug(tx.conn, params["slug"], _INSERT, params)
     if new.tag_list:
-        await tx.conn.execute(_INSERT_TAGS, (row["id"], list(new.tag_list)))
+        await tx.conn.execute(_INSERT_TAGS, (list(new.tag_list), row["id"]))
     await tx.emit(events.ARTICLE_CREATED, row["id"], _event_data(row))
     return str(row["slug"])
 
@@ -458,7 +485,7 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> str:
         if tag_list is not None:
             await tx.conn.execute(_DELETE_TAGS, (row["id"],))
             if tag_list:
-                await tx.conn.execute(_INSERT_TAGS, (row["id"], tag_list))
+                await tx.conn.execute(_INSERT_TAGS, (tag_list, row["id"]))
         await tx.emit(events.ARTICLE_UPDATED, row["id"], _event_data(updated, previous_slug=row["slug"]))
     await views.drop_articles(slug, str(new_slug))
     return str(new_slug)

@@ -146,3 +146,28 @@ async def test_feed_without_token_returns_401(api: Api) -> None:
 async def test_list_path_with_trailing_slash_is_not_the_list(api: Api) -> None:
     response = await api.get("/api/articles/")
     assert response.status_code == 404
+
+
+async def test_tag_pages_and_feed_pages_are_exact_slices_of_the_newest_first_order(api: Api) -> None:
+    """?tag= alone and the feed bound their candidates by limit + offset: every page must
+    still be the same slice of the full newest-first order, across authors."""
+    authors = [await api.register(name) for name in ("ann", "ben", "cat")]
+    titles: list[tuple[str, bool]] = []  # oldest first: (title, tagged x), by ann/ben/cat in turn
+    for number in range(12):
+        tagged = number % 3 != 1
+        await api.create_article(authors[number % 3], f"T{number}", tagList=["x"] if tagged else ["y"])
+        titles.append((f"T{number}", tagged))
+    newest_tagged = [title for title, tagged in reversed(titles) if tagged]
+    for offset in range(0, 10, 2):
+        page = (await api.get(f"/api/articles?tag=x&limit=3&offset={offset}")).json()
+        assert [a["title"] for a in page["articles"]] == newest_tagged[offset : offset + 3]
+        assert page["articlesCount"] == len(newest_tagged)
+
+    reader = await api.register("reader")
+    for name in ("ann", "cat"):
+        assert (await api.post(f"/api/profiles/{name}/follow", reader)).status_code == 200
+    followed = [f"T{n}" for n in reversed(range(12)) if n % 3 in (0, 2)]
+    for offset in range(0, 9, 3):
+        page = (await api.get(f"/api/articles/feed?limit=3&offset={offset}", reader)).json()
+        assert [a["title"] for a in page["articles"]] == followed[offset : offset + 3]
+        assert page["articlesCount"] == len(followed)
