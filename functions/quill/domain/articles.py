@@ -129,11 +129,11 @@ def page_sql(params: dict[str, Any]) -> tuple[str, str]:
     return page, _count_sql(params, base + _where(params, bounded=False))
 
 
-# articlesCount without counting the table: the unfiltered total is kept by triggers
-# (0003_article_totals.sql), a tag's count is an index-only scan of article_tags (each
-# row names an article, and each article an author, so the joins cannot drop any).
+# articlesCount without counting rows: the unfiltered total and each tag's are kept by
+# triggers (0003_article_totals.sql, 0005_tag_totals.sql); every article has an author,
+# so the page's join to users cannot drop one.
 _TOTAL = "SELECT sum(articles)::bigint AS total FROM article_totals"
-_TAG_TOTAL = "SELECT count(*) AS total FROM article_tags WHERE tag = %(tag)s"
+_TAG_TOTAL = "SELECT coalesce(sum(articles), 0)::bigint AS total FROM tag_totals WHERE tag = %(tag)s"
 
 
 def _count_sql(params: dict[str, Any], source: str) -> str:
@@ -204,7 +204,7 @@ WITH removed AS (
 UPDATE articles SET favorites_count = favorites_count - 1 WHERE id IN (SELECT article_id FROM removed)
 RETURNING favorites_count, (SELECT username FROM users WHERE id = %(viewer)s) AS username
 """
-_TAGS = "SELECT tag FROM article_tags GROUP BY tag ORDER BY count(*) DESC, tag"
+_TAGS = "SELECT tag FROM tag_totals GROUP BY tag HAVING sum(articles) > 0 ORDER BY sum(articles) DESC, tag"
 
 
 @dataclass(frozen=True)
