@@ -12,23 +12,35 @@ view back after the writer invalidated it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import redis.asyncio as redis
-from redis.exceptions import RedisError
 
 from quill.lazy import Lazy
 from quill.observability import DEPENDENCY_ERRORS, get_logger
 from quill.settings import get_settings
 
-__all__ = ["aclose", "get_redis", "invalidate", "key", "load_view", "ping", "report_outage", "store_view"]
+if TYPE_CHECKING:
+    import redis.asyncio as redis
+
+__all__ = ["aclose", "failures", "get_redis", "invalidate", "key", "load_view", "ping", "report_outage", "store_view"]
 
 _TOMBSTONE = b"-"
 _TOMBSTONE_SECONDS = 10
 
 
+def failures() -> tuple[type[Exception], ...]:
+    """What a Redis call raises when Redis is away. A function, so that importing this
+    module does not import redis: that is ~80 ms of a cold start, and a function whose
+    first requests never touch Redis (``posts`` listing) should not pay it up front."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError)
+
+
 async def _connect() -> redis.Redis:
+    import redis.asyncio as redis
+
     settings = get_settings()
     return redis.Redis.from_url(
         settings.redis_url,
@@ -64,7 +76,7 @@ async def load_view(name: str) -> dict[str, Any] | None:
     """The cached JSON view under ``name``, or None on a miss, a tombstone or an outage."""
     try:
         raw = await (await get_redis()).get(name)
-    except (RedisError, OSError) as exc:
+    except failures() as exc:
         report_outage("cache", exc)
         return None
     if raw is None or raw == _TOMBSTONE:
@@ -77,7 +89,7 @@ async def store_view(name: str, view: dict[str, Any]) -> None:
     """Fill a miss; a tombstone left by a concurrent write wins over this (older) view."""
     try:
         await (await get_redis()).set(name, orjson.dumps(view), ex=get_settings().cache_ttl, nx=True)
-    except (RedisError, OSError) as exc:
+    except failures() as exc:
         report_outage("cache", exc)
 
 
@@ -92,7 +104,7 @@ async def invalidate(names: Iterable[str], *, strict: bool = False) -> None:
             for name in names:
                 pipe.set(name, _TOMBSTONE, ex=_TOMBSTONE_SECONDS)
             await pipe.execute()
-    except (RedisError, OSError) as exc:
+    except failures() as exc:
         report_outage("cache", exc)
         if strict:
             raise
@@ -101,5 +113,5 @@ async def invalidate(names: Iterable[str], *, strict: bool = False) -> None:
 async def ping() -> bool:
     try:
         return bool(await (await get_redis()).ping())
-    except (RedisError, OSError):
+    except failures():
         return False

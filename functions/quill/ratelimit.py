@@ -7,9 +7,7 @@ out for longer than one window.
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError
-
-from quill.cache import get_redis, key, report_outage
+from quill.cache import failures, get_redis, key, report_outage
 from quill.errors import TooManyRequests
 from quill.observability import RATE_LIMITED
 from quill.settings import RateLimit
@@ -33,7 +31,7 @@ async def hit(name: str, subject: str, limit: RateLimit) -> None:
             pipe.incr(counter)
             pipe.ttl(counter)
             _, count, ttl = await pipe.execute()
-    except (RedisError, OSError) as exc:
+    except failures() as exc:
         report_outage("rate_limit", exc)
         return
     if int(count) > limit.limit:
@@ -52,7 +50,7 @@ async def check(name: str, subject: str, limit: RateLimit) -> None:
             pipe.get(counter)
             pipe.ttl(counter)
             raw, ttl = await pipe.execute()
-    except (RedisError, OSError) as exc:
+    except failures() as exc:
         report_outage("rate_limit", exc)
         return
     if raw is not None and int(raw) >= limit.limit:
@@ -63,5 +61,5 @@ async def check(name: str, subject: str, limit: RateLimit) -> None:
 async def reset(name: str, subject: str) -> None:
     try:
         await (await get_redis()).delete(_key(name, subject))
-    except (RedisError, OSError) as exc:
+    except failures() as exc:
         report_outage("rate_limit", exc)

@@ -16,7 +16,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -47,6 +46,8 @@ def _function_of(route: dict[str, Any]) -> str:
 
 
 def load_rules(path: Path = ROUTING_FILE) -> list[Rule]:
+    import yaml  # only the bundle routes by the table: one function alone never pays for yaml
+
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     if document.get("kind") != "VirtualService":
         raise ValueError(f"{path} is not an Istio VirtualService")

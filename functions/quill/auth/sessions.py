@@ -14,8 +14,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from redis.exceptions import RedisError
-
 from quill import cache
 from quill.db import Connection, connection
 from quill.errors import Unauthorized
@@ -122,7 +120,7 @@ async def forget(*session_ids: str) -> None:
             for session_id in session_ids:
                 pipe.set(_live_key(session_id), b"0", ex=_LIVE_SECONDS)
             await pipe.execute()
-    except (RedisError, OSError) as exc:
+    except cache.failures() as exc:
         cache.report_outage("revocation", exc)
 
 
@@ -132,7 +130,7 @@ async def is_live(session_id: str) -> bool:
     try:
         client = await cache.get_redis()
         cached = await client.get(name)
-    except (RedisError, OSError) as exc:
+    except cache.failures() as exc:
         cache.report_outage("revocation", exc)
         client, cached = None, None
     if cached is not None:
@@ -144,6 +142,6 @@ async def is_live(session_id: str) -> bool:
     if client is not None:
         try:
             await client.set(name, b"1" if live else b"0", ex=_LIVE_SECONDS, nx=True)
-        except (RedisError, OSError) as exc:
+        except cache.failures() as exc:
             cache.report_outage("revocation", exc)
     return live

@@ -1,0 +1,39 @@
+"""What a function imports before its first request: cold start is mostly imports.
+
+Each check runs in a fresh interpreter, so nothing the test session imported counts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+_WATCHED = ("redis", "yaml", "argon2", "quill.eventscli", "quill.deploy", "quill.bench")
+_PROBE = """
+import json, sys
+{setup}
+print(json.dumps(sorted(name for name in {watched!r} if name in sys.modules)))
+"""
+
+
+def _imported(setup: str) -> set[str]:
+    code = _PROBE.format(setup=setup, watched=_WATCHED)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("function", ["posts", "profile", "login", "search", "outbox"])
+def test_a_single_function_starts_without_redis_yaml_or_argon2(function: str) -> None:
+    """Redis is imported on the first call that uses it, yaml only by the bundle's
+    routing table, argon2 on the first password hashed."""
+    assert _imported(f"from quill.serving import create_app; create_app({function!r})") == set()
+
+
+def test_quill_serve_does_not_build_the_other_commands() -> None:
+    light = _imported("from quill.cli import build_parser; build_parser(light=True).parse_args(['serve', 'posts'])")
+    assert light == set()
+    full = _imported("from quill.cli import build_parser; build_parser().parse_args(['serve', 'posts'])")
+    assert {"quill.eventscli", "quill.bench"} <= full
