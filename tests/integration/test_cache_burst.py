@@ -1,0 +1,19 @@
+"""A burst of cached reads larger than the Redis connection pool: every read still hits."""
+
+from __future__ import annotations
+
+import asyncio
+
+from quill import cache
+from quill.settings import Settings
+
+
+async def test_a_burst_beyond_the_connection_limit_waits_for_a_connection(settings: Settings) -> None:
+    name = cache.key("article", "burst")
+    view = {"slug": "burst", "title": "Burst"}
+    await cache.store_view(name, view)
+    # 32 connections at most: the rest wait their turn rather than fail open into misses
+    # (which would send every one of them to PostgreSQL).
+    found = await asyncio.gather(*(cache.load_view(name) for _ in range(300)))
+    assert found == [view] * 300
+    await cache.aclose()
