@@ -94,11 +94,14 @@ _SOLE_FILTER_SQL: dict[str, str] = {
         "a.id IN (SELECT t.article_id FROM article_tags t WHERE t.tag = %(tag)s"
         " ORDER BY t.created_at DESC, t.article_id DESC LIMIT %(limit)s + %(offset)s)"
     ),
+    # Sorted and cut again outside the LATERAL, on index-only columns, so only the page's
+    # candidates are fetched from the heap (not limit + offset per followed author).
     "feed_of": (
         "a.id IN (SELECT newest.id FROM follows fo2 CROSS JOIN LATERAL"
-        " (SELECT a2.id FROM articles a2 WHERE a2.author_id = fo2.followee_id"
+        " (SELECT a2.id, a2.created_at FROM articles a2 WHERE a2.author_id = fo2.followee_id"
         " ORDER BY a2.created_at DESC, a2.id DESC LIMIT %(limit)s + %(offset)s) AS newest"
-        " WHERE fo2.follower_id = %(feed_of)s)"
+        " WHERE fo2.follower_id = %(feed_of)s"
+        " ORDER BY newest.created_at DESC, newest.id DESC LIMIT %(limit)s + %(offset)s)"
     ),
 }
 
