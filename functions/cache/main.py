@@ -30,17 +30,10 @@ async def article_changed(tx: Transaction, event: CloudEvent) -> None:
     await views.drop_articles(slug, data.get("previousSlug", ""), strict=True)
 
 
-async def article_created(tx: Transaction, event: CloudEvent) -> None:
-    """A new article belongs on lists cached before it (an import, or a write whose own
-    bump was lost to a Redis blip)."""
-    await views.drop_lists(strict=True)
-
-
 CONSUMER = Consumer(
     "cache",
     {
         events.USER_UPDATED: user_updated,
-        events.ARTICLE_CREATED: article_created,
         events.ARTICLE_UPDATED: article_changed,
         events.ARTICLE_DELETED: article_changed,
         events.ARTICLE_FAVORITED: article_changed,

@@ -23,18 +23,7 @@ from quill.settings import get_settings
 if TYPE_CHECKING:
     import redis.asyncio as redis
 
-__all__ = [
-    "aclose",
-    "failures",
-    "get_redis",
-    "invalidate",
-    "key",
-    "load_counter",
-    "load_view",
-    "ping",
-    "report_outage",
-    "store_view",
-]
+__all__ = ["aclose", "failures", "get_redis", "invalidate", "key", "load_view", "ping", "report_outage", "store_view"]
 
 _TOMBSTONE = b"-"
 _TOMBSTONE_SECONDS = 10
@@ -109,29 +98,16 @@ async def store_view(name: str, view: dict[str, Any]) -> None:
         report_outage("cache", exc)
 
 
-async def load_counter(name: str) -> int | None:
-    """A counter's value (0 before its first bump), or None when Redis is away."""
-    try:
-        raw = await (await get_redis()).get(name)
-    except failures() as exc:
-        report_outage("cache", exc)
-        return None
-    return int(raw) if raw is not None else 0
-
-
-async def invalidate(names: Iterable[str], *, bump: Iterable[str] = (), strict: bool = False) -> None:
-    """Tombstone views and bump version counters, in one round trip; ``strict`` raises on
-    an outage (an event consumer then asks for a retry)."""
-    names, counters = list(names), list(bump)
-    if not names and not counters:
+async def invalidate(names: Iterable[str], *, strict: bool = False) -> None:
+    """Tombstone views; ``strict`` raises on an outage (an event consumer then asks for a retry)."""
+    names = list(names)
+    if not names:
         return
     try:
         client = await get_redis()
         async with client.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.set(name, _TOMBSTONE, ex=_TOMBSTONE_SECONDS)
-            for counter in counters:
-                pipe.incr(counter)
             await pipe.execute()
     except failures() as exc:
         report_outage("cache", exc)

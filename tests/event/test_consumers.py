@@ -229,20 +229,3 @@ async def test_data_not_of_the_catalogued_shape_is_refused_not_retried(api_for: 
     response = await deliver(search, make_event(events.ARTICLE_CREATED, data))
     assert response.status_code == 422
     assert "data" in response.json()["errors"]
-
-
-async def test_cache_consumer_drops_cached_lists_when_an_article_is_created(
-    api: Api, api_for: ApiFactory, settings: Settings
-) -> None:
-    """An import creates articles without going through posts: its event makes the lists stale."""
-    alice = await api.register("alice")
-    await api.create_article(alice, "Listed")
-    with psycopg.connect(settings.database_url) as conn:
-        row = conn.execute("SELECT data FROM outbox WHERE type = %s", (events.ARTICLE_CREATED,)).fetchone()
-    assert row is not None
-    version = cache.key("lists", "version")
-    before = await cache.load_counter(version)
-    consumer = await api_for("cache")
-    response = await deliver(consumer, make_event(events.ARTICLE_CREATED, row[0], source="/quill/importer"))
-    assert response.status_code == 202, response.text
-    assert await cache.load_counter(version) == (before or 0) + 1

@@ -151,7 +151,7 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 )
     if scale := results.get("scale"):
         queries = scale["scales"].get("100000", {}).get("queries", {})
-        for name, label in (("list", "anonymous"), ("list_signed_in", "signed in, uncached")):
+        for name, label in (("list", "anonymous"), ("list_signed_in", "signed in")):
             cell = queries.get(name)
             if cell and scale["concurrency"] == 32:
                 p99 = cell["p99_ms"]

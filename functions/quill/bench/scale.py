@@ -2,9 +2,8 @@
 
 One database grows through the scales (``seed.grow``); at each, every query is loaded
 through the bundle at one concurrency, and EXPLAIN ANALYZE of the exact statements the
-``posts`` function runs proves which indexes they use. Signed-in lists are never cached, so these
-are PostgreSQL's figures, not Redis's, except for the anonymous ``list`` (a cached page,
-measured for the issue's list target).
+``posts`` function runs proves which indexes they use. Lists are never cached, so these
+are PostgreSQL's figures, not Redis's.
 """
 
 from __future__ import annotations
@@ -40,8 +39,7 @@ ON CONFLICT DO NOTHING
 def _queries(reader_id: int) -> dict[str, tuple[str, dict[str, Any], bool]]:
     """name -> (path, the page_sql parameters the posts function binds, signed in).
 
-    Anonymous list pages are cached in Redis; signed in, every page is read from
-    PostgreSQL (the flags are the viewer's), which is what the growth is about."""
+    Signed in, the page also carries the viewer's flags (favorited, following)."""
     base: dict[str, Any] = dict.fromkeys(("tag", "author", "favorited", "q", "feed_of"))
     base.update(viewer=None, limit=20, offset=0)
     signed: dict[str, Any] = {**base, "viewer": reader_id}
@@ -104,7 +102,6 @@ def run(
             auth = (("Authorization", f"Token {token}"),)
             for articles in scales:
                 seeding = grow(database_url, articles)
-                _drop_cached_lists(redis_url, env["REDIS_PREFIX"])
                 with psycopg.connect(database_url, autocommit=True) as conn:
                     conn.execute(_FOLLOW, {"reader": reader_id, "follows": FOLLOWS_PER_USER})
                     conn.execute("ANALYZE follows")
@@ -124,16 +121,6 @@ def run(
         for name in results["scales"][first]["queries"]
     }
     return results
-
-
-def _drop_cached_lists(redis_url: str, prefix: str) -> None:
-    """The seeder writes around the API, so it bumps the cached lists' version itself."""
-    import redis
-
-    from quill.domain.views import LISTS_VERSION
-
-    with redis.Redis.from_url(redis_url) as client:
-        client.incr(prefix + ":".join(LISTS_VERSION))
 
 
 async def _reader(base_url: str) -> str:

@@ -415,9 +415,7 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> str:
 
 async def create(author_id: int, new: NewArticle) -> str:
     async with transaction(_EMITTER) as tx:
-        slug = await insert(tx, author_id, new)
-    await views.drop_lists()  # after the commit: a list read now must see the article
-    return slug
+        return await insert(tx, author_id, new)
 
 
 async def get(slug: str, viewer_id: int | None) -> Article:
@@ -532,50 +530,29 @@ async def unfavorite(slug: str, viewer_id: int) -> None:
     await _favor(_UNFAVORITE, events.ARTICLE_UNFAVORITED, slug, viewer_id)
 
 
-async def _rows(params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
     async with reading() as conn:
         page, count = page_sql(params)
         rows = await (await conn.execute(page.encode(), params)).fetchall()
         total = await (await conn.execute(count.encode(), params)).fetchone()
-    return rows, int(total["total"]) if total else 0
-
-
-async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
-    rows, total = await _rows(params)
-    return [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows], total
-
-
-async def _anonymous_page(query: ArticleQuery, params: dict[str, Any]) -> tuple[list[Article], int]:
-    """The same for nobody signed in, from the cache: the home page of every visitor."""
-    name = await views.list_key([query.tag, query.author, query.favorited, query.limit, query.offset])
-    view = await cache.load_view(name) if name is not None else None
-    if view is None:
-        rows, total = await _rows(params)
-        if name is not None:
-            await cache.store_view(name, {"rows": [_to_view(row) for row in rows], "total": total})
-    else:
-        rows, total = [_from_view(row) for row in view["rows"]], int(view["total"])
-    return [_from_row(row, favorited=False, following=False) for row in rows], total
+    articles = [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows]
+    return articles, int(total["total"]) if total else 0
 
 
 async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[list[Article], int]:
-    """A page of articles, newest first, and the number of all that match.
-
-    Anonymous pages are cached; searches are not (the index follows the articles a
-    moment later, through events), nor signed-in pages (their flags are the viewer's)."""
-    params = {
-        "tag": query.tag,
-        "author": query.author,
-        "favorited": query.favorited,
-        "q": query.q,
-        "feed_of": None,
-        "viewer": viewer_id,
-        "limit": query.limit,
-        "offset": query.offset,
-    }
-    if viewer_id is None and query.q is None:
-        return await _anonymous_page(query, params)
-    return await _page(params)
+    """A page of articles, newest first, and the number of all that match."""
+    return await _page(
+        {
+            "tag": query.tag,
+            "author": query.author,
+            "favorited": query.favorited,
+            "q": query.q,
+            "feed_of": None,
+            "viewer": viewer_id,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
 
 
 async def feed(viewer_id: int, limit: int, offset: int) -> tuple[list[Article], int]:

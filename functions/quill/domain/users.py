@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg.errors
 
-from quill import events
+from quill import cache, events
 from quill.auth import sessions
 from quill.auth.passwords import hash_password, verify_password
 from quill.db import Connection, reading
@@ -208,5 +208,5 @@ async def update(user: User, changes: UserChanges, session_id: str) -> User:
     except psycopg.errors.UniqueViolation as exc:
         raise _conflict_from(exc) from None
     await sessions.forget(*revoked)
-    await views.drop(stale)
+    await cache.invalidate(stale)
     return updated
