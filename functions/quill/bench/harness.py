@@ -18,9 +18,11 @@ import httpx
 import psycopg
 
 __all__ = [
+    "Scratch",
     "Server",
     "bench_env",
     "free_port",
+    "migrated_scratch",
     "percentile",
     "running",
     "scratch_database",
@@ -82,6 +84,25 @@ def bench_env(database_url: str, redis_url: str, folder: Path, suite: str) -> di
         "RATE_LIMIT_LOGIN_ACCOUNT": "0",
         "JWT_DEV_KEY_PATH": str(folder / "dev.pem"),
     }
+
+
+@dataclass(frozen=True)
+class Scratch:
+    database_url: str
+    env: dict[str, str]
+    folder: Path
+
+
+@contextmanager
+def migrated_scratch(admin_url: str, redis_url: str, suite: str) -> Iterator[Scratch]:
+    """A migrated scratch database, a temp folder, and the env a benchmarked quill runs with."""
+    import tempfile
+
+    from quill.migrate import migrate
+
+    with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as folder:
+        migrate(database_url)
+        yield Scratch(database_url, bench_env(database_url, redis_url, Path(folder), suite), Path(folder))
 
 
 @dataclass

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from quill.bench.harness import bench_env, scratch_database, start_quill
+from quill.bench.harness import migrated_scratch, start_quill
 from quill.bench.load import ACTIONS, seed
 from quill.bench.loadgen import Plan, Request, client_name, measure
 
@@ -68,12 +66,8 @@ def plan(accounts: list[dict[str, str]], think_ms: int = 1000) -> Plan:
 
 def run(admin_url: str, redis_url: str, *, users: tuple[int, ...] = USERS, seconds: float = 30.0) -> dict[str, Any]:
     results: dict[str, Any] = {"seconds": seconds, "client": client_name(), "actions": dict(ACTIONS), "runs": {}}
-    with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        env = bench_env(database_url, redis_url, folder, "mixed")
-        from quill.migrate import migrate
-
-        migrate(database_url)
+    with migrated_scratch(admin_url, redis_url, "mixed") as scratch:
+        env, folder = scratch.env, scratch.folder
         with start_quill(["serve", "bundle"], env, folder) as bundle:
             accounts = asyncio.run(seed(bundle.base_url, users=40, articles_per_user=3))
             scenario = plan(accounts)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
-from quill.bench.harness import bench_env, scratch_database, start_quill
+from quill.bench.harness import migrated_scratch, start_quill
 from quill.bench.loadgen import Plan, Request, client_name, measure
 from quill.bench.seed import FOLLOWS_PER_USER, grow, tag, word
 from quill.domain.articles import page_sql
@@ -88,12 +86,8 @@ def run(
         "term": TERM,
         "scales": {},
     }
-    with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        env = bench_env(database_url, redis_url, folder, "scale")
-        from quill.migrate import migrate
-
-        migrate(database_url)
+    with migrated_scratch(admin_url, redis_url, "scale") as scratch:
+        database_url, env, folder = scratch.database_url, scratch.env, scratch.folder
         with start_quill(["serve", "bundle"], env, folder) as bundle:
             token = asyncio.run(_reader(bundle.base_url))
             with psycopg.connect(database_url) as conn:

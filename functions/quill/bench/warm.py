@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from quill.bench import baselines
-from quill.bench.harness import bench_env, running, scratch_database, start_quill
+from quill.bench.harness import migrated_scratch, running, start_quill
 from quill.bench.load import seed
 from quill.bench.loadgen import Plan, Request, client_name, measure
 
@@ -97,12 +95,8 @@ def run(
     routes: tuple[str, ...] = ROUTES,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"seconds_per_cell": seconds, "client": client_name()}
-    with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        env = bench_env(database_url, redis_url, folder, "warm")
-        from quill.migrate import migrate
-
-        migrate(database_url)
+    with migrated_scratch(admin_url, redis_url, "warm") as scratch:
+        env, folder = scratch.env, scratch.folder
         with start_quill(["serve", "bundle"], env, folder) as bundle:
             accounts = asyncio.run(seed(bundle.base_url, users=20, articles_per_user=2))
             results["baselines"] = reference = {
