@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 
 from quill import db
 from quill.errors import ServiceUnavailable
-from quill.settings import Settings
+from quill.settings import Settings, use_settings
 
 
 async def test_reading_hands_the_connection_back_transactional(settings: Settings) -> None:
@@ -22,6 +25,19 @@ async def test_reading_hands_the_connection_back_transactional(settings: Setting
         assert conn.info.transaction_status == TransactionStatus.INTRANS
 
 
+@pytest.fixture
+async def one_connection(settings: Settings, settings_factory: Any) -> AsyncIterator[Settings]:
+    """A pool of exactly one connection, so the test knows which one it is handed; closed
+    afterwards whatever happens, so no dead connection outlives the test."""
+    await db.aclose()
+    chosen: Settings = settings_factory(db_pool_min=1, db_pool_max=1)
+    with use_settings(chosen):
+        try:
+            yield chosen
+        finally:
+            await db.aclose()
+
+
 async def _terminate_pooled_backend(settings: Settings) -> None:
     async with db.connection() as conn:
         pid = conn.info.backend_pid
@@ -30,25 +46,21 @@ async def _terminate_pooled_backend(settings: Settings) -> None:
 
 
 async def test_a_connection_idle_past_the_threshold_is_checked_and_replaced(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    one_connection: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await db.aclose()
     monkeypatch.setattr(db, "_CHECK_AFTER_IDLE", 0.0)
-    await _terminate_pooled_backend(settings)
+    await _terminate_pooled_backend(one_connection)
     async with db.connection() as conn:  # the dead one fails its check and is replaced
         assert (await (await conn.execute("SELECT 1 AS one")).fetchone()) == {"one": 1}
-    await db.aclose()
 
 
 async def test_a_connection_just_returned_skips_the_check_and_fails_once(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    one_connection: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await db.aclose()
     monkeypatch.setattr(db, "_CHECK_AFTER_IDLE", 3600.0)
-    await _terminate_pooled_backend(settings)
+    await _terminate_pooled_backend(one_connection)
     with pytest.raises(ServiceUnavailable):  # the trade: one 503, no round trip per request
         async with db.connection() as conn:
             await conn.execute("SELECT 1")
     async with db.connection() as conn:  # the pool dropped it
         await conn.execute("SELECT 1")
-    await db.aclose()
