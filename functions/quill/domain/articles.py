@@ -8,6 +8,7 @@ read from PostgreSQL in one small query, so a favorite or follow shows at once.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import unicodedata
@@ -106,30 +107,13 @@ _SOLE_FILTER_SQL: dict[str, str] = {
 }
 
 
-def _where(params: dict[str, Any], *, bounded: bool = True) -> str:
-    """The WHERE clause; ``bounded=False`` for counts, which must see every match."""
-    chosen = [name for name in _FILTER_SQL if params.get(name) is not None]
+def _where(chosen: tuple[str, ...], *, bounded: bool) -> str:
+    """The WHERE clause for these filters; ``bounded=False`` for counts, which see every match."""
     if bounded and len(chosen) == 1 and chosen[0] in _SOLE_FILTER_SQL:
         fragments = [_SOLE_FILTER_SQL[chosen[0]]]
     else:
         fragments = [_FILTER_SQL[name] for name in chosen]
     return ("WHERE " + "\n  AND ".join(fragments) + "\n") if fragments else ""
-
-
-def page_sql(params: dict[str, Any]) -> tuple[str, str]:
-    """The page and count statements for these parameters (only constant fragments are joined)."""
-    searching = params.get("q") is not None
-    base = _FROM_SEARCH if searching else _FROM
-    page = (
-        "SELECT"
-        + _SUMMARY_COLUMNS
-        + _VIEWER_FLAGS
-        + base
-        + _where(params)
-        + (_RANKED if searching else _NEWEST)
-        + "LIMIT %(limit)s OFFSET %(offset)s"
-    )
-    return page, _count_sql(params, base + _where(params, bounded=False))
 
 
 # articlesCount without counting rows: the unfiltered total and each tag's are kept by
@@ -139,13 +123,32 @@ _TOTAL = "SELECT sum(articles)::bigint AS total FROM article_totals"
 _TAG_TOTAL = "SELECT coalesce(sum(articles), 0)::bigint AS total FROM tag_totals WHERE tag = %(tag)s"
 
 
-def _count_sql(params: dict[str, Any], source: str) -> str:
-    chosen = {name for name in _FILTER_SQL if params.get(name) is not None}
+@functools.cache
+def _statements(chosen: tuple[str, ...]) -> tuple[str, str]:
+    """Built once per combination of filters (a handful), not once per request."""
+    searching = "q" in chosen
+    base = _FROM_SEARCH if searching else _FROM
+    page = (
+        "SELECT"
+        + _SUMMARY_COLUMNS
+        + _VIEWER_FLAGS
+        + base
+        + _where(chosen, bounded=True)
+        + (_RANKED if searching else _NEWEST)
+        + "LIMIT %(limit)s OFFSET %(offset)s"
+    )
     if not chosen:
-        return _TOTAL
-    if chosen == {"tag"}:
-        return _TAG_TOTAL
-    return "SELECT count(*) AS total" + source
+        count = _TOTAL
+    elif chosen == ("tag",):
+        count = _TAG_TOTAL
+    else:
+        count = "SELECT count(*) AS total" + base + _where(chosen, bounded=False)
+    return page, count
+
+
+def page_sql(params: dict[str, Any]) -> tuple[str, str]:
+    """The page and count statements for these parameters (only constant fragments are joined)."""
+    return _statements(tuple(name for name in _FILTER_SQL if params.get(name) is not None))
 
 
 _ONE = """
