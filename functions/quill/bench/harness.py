@@ -20,7 +20,6 @@ import psycopg
 __all__ = [
     "Scratch",
     "Server",
-    "bench_env",
     "free_port",
     "migrated_scratch",
     "percentile",
@@ -72,7 +71,7 @@ def scratch_database(admin_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
-def bench_env(database_url: str, redis_url: str, folder: Path, suite: str) -> dict[str, str]:
+def _bench_env(database_url: str, redis_url: str, folder: Path, suite: str) -> dict[str, str]:
     """The environment a benchmarked ``quill`` runs with: its own Redis prefix and dev key,
     and no rate limits (the load comes from one address and a few accounts)."""
     return {
@@ -102,7 +101,7 @@ def migrated_scratch(admin_url: str, redis_url: str, suite: str) -> Iterator[Scr
 
     with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as folder:
         migrate(database_url)
-        yield Scratch(database_url, bench_env(database_url, redis_url, Path(folder), suite), Path(folder))
+        yield Scratch(database_url, _bench_env(database_url, redis_url, Path(folder), suite), Path(folder))
 
 
 @dataclass
