@@ -8,6 +8,7 @@ as ``infra/loadtest/mixed.js`` (k6).
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from typing import Any
 import httpx
 
 from quill.bench.harness import summary
+from quill.bench.loadgen import Request
 
-__all__ = ["ACTIONS", "MixedResult", "mixed", "seed"]
+__all__ = ["ACTIONS", "MixedResult", "mixed", "request", "seed"]
 
 # (name, weight): ~90% reads, ~10% writes.
 ACTIONS: tuple[tuple[str, int], ...] = (
@@ -93,35 +95,44 @@ async def seed(base_url: str, users: int, articles_per_user: int) -> list[dict[s
     return accounts
 
 
-async def _act(client: httpx.AsyncClient, action: str, me: dict[str, str], other: dict[str, str]) -> httpx.Response:
-    auth = {"Authorization": f"Token {me['token']}"}
+def request(action: str, me: dict[str, str], other: dict[str, str], *, flip: bool) -> Request:
+    """One action of the scenario, as ``me`` acting on ``other`` (never the same account for a
+    follow); ``flip`` picks POST or DELETE for the toggles. "{n}" in a body becomes a number
+    unique to the run. Both the wrk plan (``quill bench mixed``) and ``mixed`` below send these."""
+    auth = (("Authorization", f"Token {me['token']}"),)
+    toggle = "POST" if flip else "DELETE"
     if action == "list":
-        return await client.get("/api/articles", params={"limit": 20})
+        return Request("GET", "/api/articles?limit=20")
     if action == "article":
-        return await client.get(f"/api/articles/{other['slug']}", headers=auth)
+        return Request("GET", f"/api/articles/{other['slug']}", auth)
     if action == "profile":
-        return await client.get(f"/api/profiles/{other['username']}", headers=auth)
+        return Request("GET", f"/api/profiles/{other['username']}", auth)
     if action == "feed":
-        return await client.get("/api/articles/feed", headers=auth)
+        return Request("GET", "/api/articles/feed", auth)
     if action == "tags":
-        return await client.get("/api/tags")
+        return Request("GET", "/api/tags")
     if action == "tag_filter":
-        return await client.get("/api/articles", params={"tag": "topic1", "limit": 20})
+        return Request("GET", "/api/articles?tag=topic1&limit=20")
     if action == "favorite":
-        method = random.choice(["POST", "DELETE"])  # noqa: S311 - load shape, not security
-        return await client.request(method, f"/api/articles/{other['slug']}/favorite", headers=auth)
+        return Request(toggle, f"/api/articles/{other['slug']}/favorite", auth)
     if action == "comment":
-        return await client.post(
-            f"/api/articles/{other['slug']}/comments", headers=auth, json={"comment": {"body": "Nice post"}}
-        )
+        body = json.dumps({"comment": {"body": "Nice post"}})
+        return Request("POST", f"/api/articles/{other['slug']}/comments", auth, body)
     if action == "create":
-        return await client.post(
-            "/api/articles",
-            headers=auth,
-            json={"article": {"title": f"Fresh {time.monotonic_ns()}", "description": "d", "body": "b"}},
-        )
-    method = random.choice(["POST", "DELETE"])  # noqa: S311
-    return await client.request(method, f"/api/profiles/{other['username']}/follow", headers=auth)
+        body = json.dumps({"article": {"title": "Fresh {n}", "description": "d", "body": "b", "tagList": ["fresh"]}})
+        return Request("POST", "/api/articles", auth, body)
+    if action == "follow":
+        return Request(toggle, f"/api/profiles/{other['username']}/follow", auth)
+    raise ValueError(f"unknown action {action!r}")
+
+
+async def _act(client: httpx.AsyncClient, action: str, me: dict[str, str], other: dict[str, str]) -> httpx.Response:
+    sent = request(action, me, other, flip=random.random() < 0.5)  # noqa: S311 - load shape, not security
+    headers = dict(sent.headers)
+    body = sent.body.replace("{n}", str(time.monotonic_ns())) if sent.body else None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return await client.request(sent.method, sent.path, headers=headers, content=body)
 
 
 async def mixed(

@@ -9,12 +9,11 @@ the think time. Run at 100 and 500 users through the bundle.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from typing import Any
 
 from quill.bench.harness import migrated_scratch, start_quill
-from quill.bench.load import ACTIONS, seed
+from quill.bench.load import ACTIONS, request, seed
 from quill.bench.loadgen import Plan, Request, client_name, measure
 
 __all__ = ["USERS", "plan", "run"]
@@ -24,33 +23,6 @@ USERS = (100, 500)
 _PAIRS = 12
 
 
-def _requests(action: str, me: dict[str, str], other: dict[str, str], flip: bool) -> list[Request]:
-    auth = (("Authorization", f"Token {me['token']}"),)
-    if action == "list":
-        return [Request("GET", "/api/articles?limit=20")]
-    if action == "article":
-        return [Request("GET", f"/api/articles/{other['slug']}", auth)]
-    if action == "profile":
-        return [Request("GET", f"/api/profiles/{other['username']}", auth)]
-    if action == "feed":
-        return [Request("GET", "/api/articles/feed", auth)]
-    if action == "tags":
-        return [Request("GET", "/api/tags")]
-    if action == "tag_filter":
-        return [Request("GET", "/api/articles?tag=topic1&limit=20")]
-    if action == "favorite":
-        return [Request("POST" if flip else "DELETE", f"/api/articles/{other['slug']}/favorite", auth)]
-    if action == "comment":
-        body = json.dumps({"comment": {"body": "Nice post"}})
-        return [Request("POST", f"/api/articles/{other['slug']}/comments", auth, body)]
-    if action == "create":
-        body = json.dumps({"article": {"title": "Fresh {n}", "description": "d", "body": "b", "tagList": ["fresh"]}})
-        return [Request("POST", "/api/articles", auth, body)]
-    if action == "follow":
-        return [Request("POST" if flip else "DELETE", f"/api/profiles/{other['username']}/follow", auth)]
-    raise ValueError(f"unknown action {action!r}")
-
-
 def plan(accounts: list[dict[str, str]], think_ms: int = 1000) -> Plan:
     rng = random.Random(7)  # noqa: S311 - load shape, not security
     requests: list[Request] = []
@@ -58,9 +30,8 @@ def plan(accounts: list[dict[str, str]], think_ms: int = 1000) -> Plan:
     for action, weight in ACTIONS:
         for pair in range(_PAIRS):
             me, other = rng.sample(accounts, 2)  # never follows oneself
-            for request in _requests(action, me, other, flip=pair % 2 == 0):
-                requests.append(request)
-                weights.append(weight)
+            requests.append(request(action, me, other, flip=pair % 2 == 0))
+            weights.append(weight)
     return Plan(tuple(requests), tuple(weights), think_ms)
 
 
