@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import orjson
 from functions_framework.aio import http
 from starlette.requests import Request
 from starlette.responses import Response
 
 from quill import wire
-from quill.domain import articles, comments
+from quill.domain import articles, comments, views
 from quill.function import Call, Endpoint, Function
-from quill.http import empty, json, page, query_text, read_wrapped
+from quill.http import empty, json, page, query_text, raw_json, read_wrapped
 
 
 async def list_articles(call: Call) -> Response:
@@ -22,8 +23,16 @@ async def list_articles(call: Call) -> Response:
         limit=limit,
         offset=offset,
     )
-    found, total = await articles.list_articles(query, call.viewer_id)
-    return json(wire.article_list(found, total))
+    if call.viewer_id is not None:
+        found, total = await articles.list_articles(query, call.viewer_id)
+        return json(wire.article_list(found, total))
+
+    async def render() -> bytes:
+        found, total = await articles.list_articles(query, None)
+        return orjson.dumps(wire.article_list(found, total))
+
+    filters = [query.tag, query.author, query.favorited, query.q, query.limit, query.offset]
+    return raw_json(await views.anonymous_list(filters, render))
 
 
 async def feed(call: Call) -> Response:

@@ -7,26 +7,50 @@ and the request is answered from PostgreSQL.
 Invalidation writes a short-lived tombstone instead of deleting, and fills use
 ``SET NX``: a reader that loaded a row before a write committed cannot put the old
 view back after the writer invalidated it.
+
+In front of Redis each process keeps the views it read last (``NearCache``); every
+invalidation is also published on one channel, and a listener task drops the copies
+in every process. ``shared`` builds a value that lives only there (an anonymous list
+page) once, however many requests ask for it at the same moment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
 from quill.lazy import Lazy
+from quill.nearcache import NearCache
 from quill.observability import DEPENDENCY_ERRORS, get_logger
 from quill.settings import get_settings
 
 if TYPE_CHECKING:
     import redis.asyncio as redis
 
-__all__ = ["aclose", "failures", "get_redis", "invalidate", "key", "load_view", "ping", "report_outage", "store_view"]
+__all__ = [
+    "aclose",
+    "failures",
+    "get_redis",
+    "invalidate",
+    "key",
+    "load_view",
+    "near",
+    "ping",
+    "report_outage",
+    "shared",
+    "store_view",
+]
 
 _TOMBSTONE = b"-"
 _TOMBSTONE_SECONDS = 10
+# The listener pings this often when the channel is quiet, and gives the connection up
+# (turning the near cache off) after three beats without an answer.
+_HEARTBEAT_SECONDS = 1.0
 
 
 def failures() -> tuple[type[Exception], ...]:
@@ -64,8 +88,101 @@ async def _disconnect(client: redis.Redis) -> None:
 
 _client: Lazy[redis.Redis] = Lazy(_connect, _disconnect)
 get_redis = _client.get
-aclose = _client.aclose
 _log = get_logger("quill.cache")
+
+near = NearCache(capacity=0, ttl=0.0)
+_listener: asyncio.Task[None] | None = None
+_listening_on = ""
+_flights: dict[str, tuple[int, asyncio.Future[Any]]] = {}
+
+
+async def aclose() -> None:
+    await _stop_listening()
+    await _client.aclose()
+
+
+def _channel() -> str:
+    return key("invalidations")
+
+
+def _listen() -> None:
+    """Make sure this process hears invalidations (started on first use, as the pools are)."""
+    global _listener, _listening_on
+    channel = _channel()
+    if channel == _listening_on and (_listener is None or not _listener.done()):
+        return
+    if _listener is not None:
+        _listener.cancel()
+    settings = get_settings()
+    near.reset(on=False)
+    near.capacity, near.ttl = settings.near_cache_size, settings.near_cache_seconds
+    _listening_on = channel
+    _listener = asyncio.ensure_future(_hear(channel)) if settings.near_cache_size else None
+
+
+def _names(data: bytes) -> list[str]:
+    """The names a message invalidates; one this version cannot read drops everything."""
+    try:
+        names = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return ["*"]
+    if isinstance(names, list) and all(isinstance(name, str) for name in names):
+        return names
+    return ["*"]
+
+
+async def _stop_listening() -> None:
+    global _listener, _listening_on
+    listener, _listener, _listening_on = _listener, None, ""
+    if listener is not None:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    near.reset(on=False)
+    _flights.clear()
+
+
+async def _hear(channel: str) -> None:
+    """Keep ``near`` honest: on while subscribed, emptied at every (re)subscription, and
+    off (and empty) from the moment the connection is in doubt."""
+    import redis.asyncio as redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    settings = get_settings()
+    pause = 0.1
+    while True:
+        # No retries inside redis-py: a silent reconnect would hide the messages it missed.
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=settings.redis_timeout, retry=Retry(NoBackoff(), 0)
+        )
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            heard = pinged = time.monotonic()
+            while True:
+                message = await pubsub.get_message(timeout=_HEARTBEAT_SECONDS)
+                now = time.monotonic()
+                if message is not None:
+                    heard = now
+                    if message["type"] == "subscribe":
+                        near.reset(on=True)
+                        pause = 0.1
+                    elif message["type"] == "message":
+                        near.drop(_names(message["data"]))
+                if now - pinged >= _HEARTBEAT_SECONDS:
+                    await pubsub.ping()
+                    pinged = now
+                if now - heard > 3 * _HEARTBEAT_SECONDS:
+                    raise ConnectionError("no answer to the heartbeat")
+        except failures() as exc:
+            near.reset(on=False)
+            report_outage("near_cache", exc)
+        finally:
+            near.reset(on=False)
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            await client.aclose()
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 def key(*parts: str | int) -> str:
@@ -80,7 +197,14 @@ def report_outage(operation: str, exc: BaseException) -> None:
 
 
 async def load_view(name: str) -> dict[str, Any] | None:
-    """The cached JSON view under ``name``, or None on a miss, a tombstone or an outage."""
+    """The cached JSON view under ``name``, or None on a miss, a tombstone or an outage.
+
+    The view may be shared with other requests of this process: never change it."""
+    _listen()
+    held = near.get(name)
+    if held is not None:
+        return cast(dict[str, Any], held)
+    epoch = near.epoch
     try:
         raw = await (await get_redis()).get(name)
     except failures() as exc:
@@ -89,7 +213,32 @@ async def load_view(name: str) -> dict[str, Any] | None:
     if raw is None or raw == _TOMBSTONE:
         return None
     view: dict[str, Any] = orjson.loads(raw)
+    near.put(name, view, epoch)
     return view
+
+
+async def shared(name: str, build: Callable[[], Awaitable[bytes]]) -> bytes:
+    """A value kept only in this process's memory, built by one caller while the others
+    that ask at the same time wait for it. A build that began before an invalidation
+    is neither joined nor kept by a caller that came after it."""
+    _listen()
+    held = near.get(name)
+    if held is not None:
+        return cast(bytes, held)
+    epoch = near.epoch
+    flight = _flights.get(name)
+    if flight is None or flight[0] != epoch:
+        flight = (epoch, asyncio.ensure_future(build()))
+        _flights[name] = flight
+        flight[1].add_done_callback(functools.partial(_landed, name, flight))
+    return cast(bytes, await asyncio.shield(flight[1]))
+
+
+def _landed(name: str, flight: tuple[int, asyncio.Future[Any]], done: asyncio.Future[Any]) -> None:
+    if _flights.get(name) is flight:
+        del _flights[name]
+    if not done.cancelled() and done.exception() is None:
+        near.put(name, done.result(), flight[0])
 
 
 async def store_view(name: str, view: dict[str, Any]) -> None:
@@ -101,15 +250,20 @@ async def store_view(name: str, view: dict[str, Any]) -> None:
 
 
 async def invalidate(names: Iterable[str], *, strict: bool = False) -> None:
-    """Tombstone views; ``strict`` raises on an outage (an event consumer then asks for a retry)."""
-    names = list(names)
+    """Tombstone views and drop every process's copies; a name ending in ``*`` (only ever
+    kept near) drops all that start with it. ``strict`` raises on an outage (an event
+    consumer then asks for a retry)."""
+    names = sorted(set(names))
     if not names:
         return
+    near.drop(names)
     try:
         client = await get_redis()
         async with client.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.set(name, _TOMBSTONE, ex=_TOMBSTONE_SECONDS)
+                if not name.endswith("*"):
+                    pipe.set(name, _TOMBSTONE, ex=_TOMBSTONE_SECONDS)
+            pipe.publish(_channel(), orjson.dumps(names))
             await pipe.execute()
     except failures() as exc:
         report_outage("cache", exc)

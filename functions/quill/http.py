@@ -23,6 +23,7 @@ __all__ = [
     "json",
     "page",
     "query_text",
+    "raw_json",
     "read_body",
     "read_wrapped",
 ]
@@ -40,6 +41,11 @@ class JSONResponse(Response):
 
 def json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(content, status_code=status_code, headers=headers)
+
+
+def raw_json(body: bytes, status_code: int = 200) -> Response:
+    """A body already encoded as JSON (a cached page)."""
+    return Response(body, status_code=status_code, media_type=_JSON_MEDIA_TYPE)
 
 
 def empty(status_code: int = 204) -> Response:

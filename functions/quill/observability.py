@@ -67,7 +67,12 @@ RATE_LIMITED = Counter(
     "Requests refused with 429, by limit.",
     ["limit"],
 )
-for _dependency, _operation in (("redis", "cache"), ("redis", "rate_limit"), ("redis", "revocation")):
+for _dependency, _operation in (
+    ("redis", "cache"),
+    ("redis", "near_cache"),
+    ("redis", "rate_limit"),
+    ("redis", "revocation"),
+):
     DEPENDENCY_ERRORS.labels(_dependency, _operation)
 for _limit in ("login_account", "login_ip", "writes"):
     RATE_LIMITED.labels(_limit)

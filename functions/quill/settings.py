@@ -52,6 +52,8 @@ class Settings:
     redis_prefix: str = "quill:"
     redis_timeout: float = 0.25
     cache_ttl: int = 60
+    near_cache_size: int = 4096
+    near_cache_seconds: float = 10.0
     jwt_private_key: str | None = None
     jwt_public_keys: tuple[str, ...] = ()
     jwt_dev_key_path: str = ".quill/dev-jwt-key.pem"
@@ -171,6 +173,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_prefix=env.get("REDIS_PREFIX", "quill:"),
         redis_timeout=_float(env, "REDIS_TIMEOUT", 0.25),
         cache_ttl=_int(env, "CACHE_TTL", 60),
+        near_cache_size=_int(env, "NEAR_CACHE_SIZE", 4096),
+        near_cache_seconds=_float(env, "NEAR_CACHE_SECONDS", 10.0),
         jwt_private_key=_secret(env, "JWT_PRIVATE_KEY"),
         jwt_public_keys=_public_keys(env),
         jwt_dev_key_path=env.get("JWT_DEV_KEY_PATH", ".quill/dev-jwt-key.pem"),

@@ -6,6 +6,7 @@ the machine's Redis is never touched.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
@@ -157,3 +158,32 @@ async def test_readiness_can_require_redis(
         response = await api.get("/health/readiness")
     assert response.status_code == 503
     assert response.json()["status"] == "not ready"
+
+
+async def test_the_near_cache_is_off_and_empty_while_redis_is_away(
+    on_throwaway: Settings, throwaway_redis: ThrowawayRedis
+) -> None:
+    """A gap in listening could hide an invalidation: no copy survives it."""
+
+    async def until(condition: Any, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+
+    cache._listen()
+    await until(lambda: cache.near.on, 5)
+    name = cache.key("article", "held")
+    await cache.store_view(name, {"title": "held"})
+    assert await cache.load_view(name) == {"title": "held"}
+    assert len(cache.near) == 1
+
+    throwaway_redis.stop()
+    await until(lambda: not cache.near.on, 5)
+    assert len(cache.near) == 0
+    assert await cache.load_view(name) is None  # Redis away: a miss, answered by PostgreSQL
+
+    throwaway_redis.start()
+    await until(lambda: cache.near.on, 10)
+    assert len(cache.near) == 0
+    assert await cache.load_view(name) is None  # the restarted Redis kept nothing

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from quill import events
 from quill.db import Connection, connection
+from quill.domain import views
 from quill.observability import EVENTS_PUBLISHED, OUTBOX_PENDING, current_traceparent, get_logger
 from quill.settings import get_settings
 
@@ -70,6 +71,7 @@ class Transaction:
     conn: Connection
     source: str
     emitted: list[int] = field(default_factory=list)
+    types: set[str] = field(default_factory=set)
 
     async def emit(self, type: str, subject: str | int, data: dict[str, Any]) -> None:
         envelope = events.Envelope.new(type, self.source, subject, data, current_traceparent())
@@ -88,16 +90,20 @@ class Transaction:
         row = await cursor.fetchone()
         assert row is not None
         self.emitted.append(int(row["id"]))
+        self.types.add(type)
 
 
 @asynccontextmanager
 async def transaction(emitter: str) -> AsyncIterator[Transaction]:
-    """Commit the block's changes and events together, then try to send the events at once."""
+    """Commit the block's changes and events together, drop the list pages they make
+    stale, then try to send the events at once."""
     # An explicit transaction block: a nested conn.transaction() (the slug retries) is then
     # a savepoint. Without it, the first nested block would BEGIN and COMMIT on its own.
     async with connection() as conn, conn.transaction():
         work = Transaction(conn, events.source_of(emitter))
         yield work
+    if work.types & views.LIST_CHANGES:
+        await views.drop_lists()
     if work.emitted:
         await publish(work.emitted)
 

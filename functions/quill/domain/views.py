@@ -3,14 +3,42 @@
 The write paths drop what they changed right after commit (read-your-writes); the
 ``cache`` event function drops the same keys again from the events, so a view left
 stale by a Redis blip during a write is still dropped once Redis answers.
+
+Anonymous list pages are kept only in each process's memory (``cache.shared``): every
+committed transaction that emitted one of ``LIST_CHANGES`` drops all of them.
 """
 
 from __future__ import annotations
 
-from quill import cache
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from quill import cache, events
 from quill.db import Connection
 
-__all__ = ["article_key", "author_views", "drop_articles", "drop_author", "profile_key"]
+__all__ = [
+    "LIST_CHANGES",
+    "anonymous_list",
+    "article_key",
+    "author_views",
+    "drop_articles",
+    "drop_author",
+    "drop_lists",
+    "profile_key",
+]
+
+# What an anonymous list page shows: the articles, their favorite counts and their authors.
+LIST_CHANGES = frozenset(
+    {
+        events.ARTICLE_CREATED,
+        events.ARTICLE_UPDATED,
+        events.ARTICLE_DELETED,
+        events.ARTICLE_FAVORITED,
+        events.ARTICLE_UNFAVORITED,
+        events.USER_UPDATED,
+    }
+)
 
 _SLUGS_OF_AUTHOR = "SELECT slug FROM articles WHERE author_id = %s"
 
@@ -21,6 +49,19 @@ def profile_key(username: str) -> str:
 
 def article_key(slug: str) -> str:
     return cache.key("article", slug)
+
+
+def _lists() -> str:
+    return cache.key("list", "")
+
+
+async def anonymous_list(filters: list[str | int | None], render: Callable[[], Awaitable[bytes]]) -> bytes:
+    """The rendered page an anonymous reader gets for ``filters``, rendered once per change."""
+    return await cache.shared(_lists() + orjson.dumps(filters).decode(), render)
+
+
+async def drop_lists(*, strict: bool = False) -> None:
+    await cache.invalidate([_lists() + "*"], strict=strict)
 
 
 async def drop_articles(*slugs: str, strict: bool = False) -> None:

@@ -1,0 +1,69 @@
+"""Two replicas of a function, as Knative runs them: a write on one shows on the other.
+
+Each keeps views and anonymous list pages in memory; the write's invalidation reaches
+the other through Redis. ``NEAR_CACHE_SECONDS`` is an hour here, so expiry cannot be
+what makes these pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Running, wait_ready
+
+pytestmark = pytest.mark.e2e
+
+
+def soon(read: Callable[[], Any], expected: Any, seconds: float = 2.0) -> float:
+    """Seconds until ``read()`` returns ``expected``."""
+    started = time.monotonic()
+    while (seen := read()) != expected:
+        assert time.monotonic() - started < seconds, f"still {seen!r}, expected {expected!r}"
+        time.sleep(0.005)
+    return time.monotonic() - started
+
+
+def test_a_write_on_one_replica_shows_on_the_other(start_quill: Any, machine_env: dict[str, str]) -> None:
+    env = {**machine_env, "NEAR_CACHE_SECONDS": "3600"}
+    writer: Running = start_quill("serve", "bundle", env=env)
+    reader: Running = start_quill("serve", "bundle", env=env)
+    wait_ready(writer)
+    wait_ready(reader)
+    with httpx.Client(base_url=writer.base_url) as one, httpx.Client(base_url=reader.base_url) as other:
+        user = {"user": {"username": "alice", "email": "alice@example.com", "password": "correct horse battery"}}
+        token = one.post("/api/users", json=user).json()["user"]["token"]
+        auth = {"Authorization": f"Token {token}"}
+        article = {"article": {"title": "First", "description": "d", "body": "b"}}
+        slug = one.post("/api/articles", json=article, headers=auth).json()["article"]["slug"]
+
+        def title() -> str:
+            return str(other.get(f"/api/articles/{slug}").json()["article"]["title"])
+
+        def listed() -> list[str]:
+            return [found["title"] for found in other.get("/api/articles").json()["articles"]]
+
+        def bio() -> str:
+            return str(other.get("/api/profiles/alice").json()["profile"]["bio"] or "")
+
+        for _ in range(3):  # held in the reader's memory now
+            assert (title(), listed(), bio()) == ("First", ["First"], "")
+
+        lags = []
+        for round_ in range(5):
+            changed = one.put(f"/api/articles/{slug}", json={"article": {"body": f"body {round_}"}}, headers=auth)
+            assert changed.status_code == 200
+            lags.append(soon(lambda: other.get(f"/api/articles/{slug}").json()["article"]["body"], f"body {round_}"))
+            one.post(
+                "/api/articles",
+                json={"article": {"title": f"New {round_}", "description": "d", "body": "b"}},
+                headers=auth,
+            )
+            lags.append(soon(lambda: listed()[0], f"New {round_}"))
+            one.put("/api/user", json={"user": {"bio": f"bio {round_}"}}, headers=auth)
+            lags.append(soon(bio, f"bio {round_}"))
+        assert max(lags) < 2.0

@@ -1,0 +1,193 @@
+"""The copies each process keeps in front of Redis, against the machine's real Redis.
+
+"Another process" here is a second Redis client doing what another replica's
+``cache.invalidate`` does: tombstone the key and publish the names on the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+import redis.asyncio as redis
+
+from quill import cache
+from quill.settings import Settings
+from tests.conftest import Api
+
+
+async def listening() -> None:
+    """Wait until the listener has subscribed (the near cache is off until then)."""
+    cache._listen()
+    deadline = time.monotonic() + 5
+    while not cache.near.on:
+        assert time.monotonic() < deadline, "the near cache never turned on"
+        await asyncio.sleep(0.01)
+
+
+async def another_replica_invalidates(settings: Settings, *names: str) -> None:
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        for name in names:
+            if not name.endswith("*"):
+                await client.set(name, b"-", ex=10)
+        await client.publish(settings.redis_prefix + "invalidations", orjson.dumps(list(names)))
+    finally:
+        await client.aclose()
+
+
+async def eventually(check: object, seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():  # type: ignore[operator]
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.005)
+
+
+async def test_a_view_is_read_from_memory_until_another_replica_invalidates_it(settings: Settings) -> None:
+    await listening()
+    name = cache.key("article", "near")
+    await cache.store_view(name, {"title": "first"})
+    assert await cache.load_view(name) == {"title": "first"}
+
+    # Behind the near cache's back: a replica that changed the view without invalidating.
+    client = redis.Redis.from_url(settings.redis_url)
+    await client.set(name, orjson.dumps({"title": "second"}))
+    await client.aclose()
+    assert await cache.load_view(name) == {"title": "first"}, "the second read went to Redis"
+
+    await another_replica_invalidates(settings, name)
+
+    async def dropped() -> bool:
+        return await cache.load_view(name) is None
+
+    await eventually(dropped)
+
+
+async def test_an_invalidation_in_this_process_drops_the_copy_at_once(settings: Settings) -> None:
+    await listening()
+    name = cache.key("profile", "near")
+    await cache.store_view(name, {"bio": "old"})
+    assert await cache.load_view(name) == {"bio": "old"}
+    await cache.invalidate([name])
+    assert await cache.load_view(name) is None
+
+
+async def test_concurrent_misses_build_a_page_once(settings: Settings) -> None:
+    await listening()
+    builds = 0
+
+    async def build() -> bytes:
+        nonlocal builds
+        builds += 1
+        await asyncio.sleep(0.05)
+        return b'{"page": 1}'
+
+    name = cache.key("list", "concurrent")
+    pages = await asyncio.gather(*(cache.shared(name, build) for _ in range(50)))
+    assert pages == [b'{"page": 1}'] * 50
+    assert builds == 1
+    assert await cache.shared(name, build) == b'{"page": 1}'
+    assert builds == 1, "a built page was not kept"
+
+
+async def test_a_build_begun_before_an_invalidation_is_neither_joined_nor_kept(settings: Settings) -> None:
+    await listening()
+    release = asyncio.Event()
+    builds = 0
+
+    async def build() -> bytes:
+        nonlocal builds
+        builds += 1
+        number = builds
+        if number == 1:
+            await release.wait()
+        return b"%d" % number
+
+    name = cache.key("list", "racing")
+    early = asyncio.ensure_future(cache.shared(name, build))
+    await asyncio.sleep(0.01)
+    epoch = cache.near.epoch
+    await another_replica_invalidates(settings, cache.key("list", "*"))
+
+    async def heard() -> bool:
+        return cache.near.epoch != epoch
+
+    await eventually(heard)
+    late = await cache.shared(name, build)  # after the write: must not wait for the old build
+    release.set()
+    assert (await early, late) == (b"1", b"2")
+    assert await cache.shared(name, build) == b"2", "the page built before the invalidation was kept"
+
+
+async def test_a_failed_build_reaches_every_waiter_and_is_not_kept(settings: Settings) -> None:
+    await listening()
+    builds = 0
+
+    async def build() -> bytes:
+        nonlocal builds
+        builds += 1
+        await asyncio.sleep(0.02)
+        if builds == 1:
+            raise RuntimeError("database away")
+        return b"ok"
+
+    name = cache.key("list", "failing")
+    results = await asyncio.gather(*(cache.shared(name, build) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(result, RuntimeError) for result in results)
+    assert await cache.shared(name, build) == b"ok"
+    assert builds == 2
+
+
+async def test_the_anonymous_list_shows_every_change_at_once(api: Api, settings: Settings) -> None:
+    await listening()
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+
+    async def anonymous() -> dict[str, object]:
+        response = await api.get("/api/articles?limit=5")
+        assert response.status_code == 200
+        body: dict[str, object] = response.json()
+        return body
+
+    assert (await anonymous())["articlesCount"] == 0
+    slug = (await api.create_article(alice, "Listed"))["slug"]
+    listed = await anonymous()
+    assert listed["articlesCount"] == 1
+    assert await anonymous() == listed  # now held in memory
+
+    await api.post(f"/api/articles/{slug}/favorite", bob)
+    assert (await anonymous())["articles"][0]["favoritesCount"] == 1  # type: ignore[index]
+    await api.put(f"/api/articles/{slug}", alice, json={"article": {"title": "Renamed"}})
+    assert (await anonymous())["articles"][0]["title"] == "Renamed"  # type: ignore[index]
+    await api.put("/api/user", alice, json={"user": {"bio": "New bio"}})
+    assert (await anonymous())["articles"][0]["author"]["bio"] == "New bio"  # type: ignore[index]
+    renamed = (await api.get("/api/articles?limit=5")).json()["articles"][0]["slug"]
+    await api.delete(f"/api/articles/{renamed}", alice)
+    assert (await anonymous())["articlesCount"] == 0
+
+
+async def test_a_signed_in_list_is_never_shared(api: Api, settings: Settings) -> None:
+    await listening()
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    slug = (await api.create_article(alice, "Flags"))["slug"]
+    await api.post(f"/api/articles/{slug}/favorite", bob)
+    assert (await api.get("/api/articles", bob)).json()["articles"][0]["favorited"] is True
+    assert (await api.get("/api/articles", alice)).json()["articles"][0]["favorited"] is False
+    assert (await api.get("/api/articles")).json()["articles"][0]["favorited"] is False
+
+
+@pytest.mark.parametrize("filters", ["?tag=dragons", "?author=alice", "?favorited=bob", "?offset=1"])
+async def test_each_filter_is_its_own_page(api: Api, settings: Settings, filters: str) -> None:
+    await listening()
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    first = (await api.create_article(alice, "One", tagList=["dragons"]))["slug"]
+    await api.create_article(bob, "Two")
+    await api.post(f"/api/articles/{first}/favorite", bob)
+    everything = (await api.get("/api/articles")).json()
+    filtered = (await api.get(f"/api/articles{filters}")).json()
+    assert everything["articlesCount"] == 2
+    assert len(filtered["articles"]) == 1
