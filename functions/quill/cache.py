@@ -17,6 +17,7 @@ page) once, however many requests ask for it at the same moment.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -92,7 +93,7 @@ _log = get_logger("quill.cache")
 
 near = NearCache(capacity=0, ttl=0.0)
 _listener: asyncio.Task[None] | None = None
-_listening_on = ""
+_listening_on: str | None = None  # the key prefix whose channel the listener hears
 _flights: dict[str, tuple[int, asyncio.Future[Any]]] = {}
 
 
@@ -108,16 +109,18 @@ def _channel() -> str:
 def _listen() -> None:
     """Make sure this process hears invalidations (started on first use, as the pools are)."""
     global _listener, _listening_on
-    channel = _channel()
-    if channel == _listening_on and (_listener is None or not _listener.done()):
+    settings = get_settings()
+    if settings.redis_prefix == _listening_on and (_listener is None or not _listener.done()):
         return
+    channel = _channel()
     if _listener is not None:
         _listener.cancel()
-    settings = get_settings()
     near.reset(on=False)
     near.capacity, near.ttl = settings.near_cache_size, settings.near_cache_seconds
-    _listening_on = channel
-    _listener = asyncio.ensure_future(_hear(channel)) if settings.near_cache_size else None
+    _listening_on = settings.redis_prefix
+    # A context of its own: not the log fields and trace of the request that started it.
+    loop = asyncio.get_running_loop()
+    _listener = loop.create_task(_hear(channel), context=contextvars.Context()) if settings.near_cache_size else None
 
 
 def _names(data: bytes) -> list[str]:
@@ -133,7 +136,7 @@ def _names(data: bytes) -> list[str]:
 
 async def _stop_listening() -> None:
     global _listener, _listening_on
-    listener, _listener, _listening_on = _listener, None, ""
+    listener, _listener, _listening_on = _listener, None, None
     if listener is not None:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
