@@ -25,7 +25,7 @@ def _rules() -> list[Rule]:
 
 @http
 async def bundle(request: Request) -> Response:
-    name = resolve(_rules(), request.url.path)
+    name = resolve(_rules(), request.scope["path"])
     if name is None:
         return await OWN(request)
     return await load_function(name)(request)

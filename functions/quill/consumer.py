@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import structlog
 from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import CloudEvent, from_http
 from starlette.requests import Request
@@ -26,7 +25,7 @@ from quill.domain.outbox import Transaction, transaction
 from quill.errors import ApiError, ServiceUnavailable
 from quill.function import Call, Endpoint
 from quill.http import json, read_body
-from quill.observability import EVENTS_CONSUMED, get_logger
+from quill.observability import EVENTS_CONSUMED, bind_log_context, get_logger
 
 __all__ = ["Consumer", "EventHandler", "EventRejected", "parse_event"]
 
@@ -81,7 +80,7 @@ class Consumer:
     async def receive(self, call: Call) -> Response:
         event = await parse_event(call.request)
         attributes: Mapping[str, Any] = event.get_attributes()
-        structlog.contextvars.bind_contextvars(
+        bind_log_context(
             event_id=attributes["id"],
             event_type=attributes["type"],
             event_source=attributes["source"],

@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
+from starlette.types import Scope
 
 from quill import cache, db, ratelimit
 from quill.auth.guard import AuthMode, authenticate
@@ -29,12 +29,13 @@ from quill.errors import ApiError, MethodNotAllowed, NotFound, token_missing
 from quill.http import json
 from quill.observability import (
     CONTENT_TYPE_LATEST,
-    REQUEST_SECONDS,
-    REQUESTS,
+    bind_log_context,
     configure_logging,
     get_logger,
     metrics_text,
+    observe_request,
     set_traceparent,
+    start_log_context,
 )
 from quill.settings import get_settings
 
@@ -133,11 +134,12 @@ class Function:
     async def __call__(self, request: Request) -> Response:
         configure_logging()
         started = time.perf_counter()
-        request_id = _request_id(request)
-        traceparent = _traceparent(request)
+        edge = _edge_headers(request.scope)
+        request_id = _request_id(edge.get(b"x-request-id", b""))
+        traceparent = _traceparent(edge.get(b"traceparent", b""))
+        origin = _allowed_origin(edge.get(b"origin"))
         set_traceparent(traceparent)  # carried into the events this request emits
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
+        start_log_context(
             function=self.name,
             request_id=request_id,
             trace_id=traceparent.split("-")[1] if traceparent else None,
@@ -146,11 +148,13 @@ class Function:
         route = "unmatched"
         try:
             if request.method == "OPTIONS":
-                response = _preflight(request)
+                response = _preflight(origin)
             else:
-                endpoint, params = self.match(request.method, request.url.path)
+                # The decoded path as the server parsed it; request.url would rebuild
+                # and re-split the whole URL first (~7 us of a ~55 us cached read).
+                endpoint, params = self.match(request.method, request.scope["path"])
                 route = endpoint.path
-                structlog.contextvars.bind_contextvars(route=route)
+                bind_log_context(route=route)
                 request.scope["path_params"] = params
                 response = await self._dispatch(endpoint, request)
         except ApiError as exc:
@@ -158,11 +162,10 @@ class Function:
         except Exception:
             _log.exception("request_failed")
             response = json({"errors": {"server": ["internal error"]}}, 500)
-        _cors(request, response)
-        response.headers["X-Request-Id"] = request_id
+        _cors(origin, response)
+        response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
         elapsed = time.perf_counter() - started
-        REQUESTS.labels(self.name, route, request.method, str(response.status_code)).inc()
-        REQUEST_SECONDS.labels(self.name, route, request.method).observe(elapsed)
+        observe_request(self.name, route, request.method, response.status_code, elapsed)
         log = _log.debug if route.startswith(("/health", "/metrics")) else _log.info
         log("request_finished", status=response.status_code, duration_ms=round(elapsed * 1000, 2))
         return response
@@ -170,44 +173,56 @@ class Function:
     async def _dispatch(self, endpoint: Endpoint, request: Request) -> Response:
         claims = await authenticate(request, endpoint.auth)
         if claims is not None:
-            structlog.contextvars.bind_contextvars(user_id=claims.user_id)
+            bind_log_context(user_id=claims.user_id)
             if endpoint.write:
                 await ratelimit.hit("writes", str(claims.user_id), get_settings().writes_per_user)
         return await endpoint.handler(Call(request, claims))
 
 
-def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+_EDGE_HEADERS = frozenset({b"x-request-id", b"traceparent", b"origin"})
 
 
-def _traceparent(request: Request) -> str | None:
+def _edge_headers(scope: Scope) -> dict[bytes, bytes]:
+    """The headers this module reads, in one pass (the server gives names in lower case)."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in _EDGE_HEADERS:
+            found.setdefault(name, value)
+    return found
+
+
+def _request_id(given: bytes) -> str:
+    text = given.decode("latin-1")
+    return text if _REQUEST_ID.match(text) else secrets.token_hex(8)
+
+
+def _traceparent(given: bytes) -> str | None:
     """The W3C ``traceparent`` header if it is well formed."""
-    header = request.headers.get("traceparent", "").strip()
+    header = given.decode("latin-1").strip()
     return header if _TRACEPARENT.match(header) else None
 
 
-def _allowed_origin(request: Request) -> str | None:
-    origin = request.headers.get("origin")
-    if origin is None:
+def _allowed_origin(given: bytes | None) -> str | None:
+    """What ``Access-Control-Allow-Origin`` answers a request from ``given``, if anything."""
+    if given is None:
         return None
     allowed = get_settings().cors_allow_origins
     if "*" in allowed:
         return "*"
+    origin = given.decode("latin-1")
     return origin if origin in allowed else None
 
 
-def _preflight(request: Request) -> Response:
+def _preflight(origin: str | None) -> Response:
     response = Response(status_code=204)
-    if _allowed_origin(request) is not None:
+    if origin is not None:
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
     return response
 
 
-def _cors(request: Request, response: Response) -> None:
-    origin = _allowed_origin(request)
+def _cors(origin: str | None, response: Response) -> None:
     if origin is None:
         return
     response.headers["Access-Control-Allow-Origin"] = origin

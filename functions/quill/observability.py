@@ -6,10 +6,13 @@ templates and status codes, never raw paths or ids, so series stay bounded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from contextvars import ContextVar
+from typing import Any
 
+import orjson
 import structlog
 import structlog.tracebacks
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -25,11 +28,15 @@ __all__ = [
     "RATE_LIMITED",
     "REQUESTS",
     "REQUEST_SECONDS",
+    "bind_log_context",
     "configure_logging",
     "current_traceparent",
     "get_logger",
+    "merge_log_context",
     "metrics_text",
+    "observe_request",
     "set_traceparent",
+    "start_log_context",
 ]
 
 REQUESTS = Counter(
@@ -79,6 +86,20 @@ for _limit in ("login_account", "login_ip", "writes"):
 for _outcome in ("sent", "failed"):
     EVENTS_PUBLISHED.labels(_outcome)
 
+
+@functools.lru_cache(maxsize=4096)
+def _request_series(function: str, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    """The labelled children of one request series. ``labels()`` takes a lock and builds a
+    key on each call; the label values are bounded (route templates, parsed methods)."""
+    return REQUESTS.labels(function, route, method, str(status)), REQUEST_SECONDS.labels(function, route, method)
+
+
+def observe_request(function: str, route: str, method: str, status: int, seconds: float) -> None:
+    count, duration = _request_series(function, route, method, status)
+    count.inc()
+    duration.observe(seconds)
+
+
 _traceparent: ContextVar[str | None] = ContextVar("quill_traceparent", default=None)
 
 
@@ -89,6 +110,31 @@ def current_traceparent() -> str | None:
 
 def set_traceparent(value: str | None) -> None:
     _traceparent.set(value)
+
+
+_log_context: ContextVar[dict[str, Any] | None] = ContextVar("quill_log_context", default=None)
+
+
+def start_log_context(**fields: Any) -> None:
+    """Fields every log line of this request (or event) carries, replacing any before.
+
+    One context variable holding a dict: structlog's ``bind_contextvars`` keeps one
+    variable per key and walks the whole context on every line, ~5% of a cached read."""
+    _log_context.set(fields)
+
+
+def bind_log_context(**fields: Any) -> None:
+    context = _log_context.get()
+    if context is None:
+        _log_context.set(fields)
+    else:
+        context.update(fields)
+
+
+def merge_log_context(logger: Any, method: str, event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """The structlog processor that adds the request's fields to a line."""
+    context = _log_context.get()
+    return {**context, **event_dict} if context else event_dict
 
 
 _configured = False
@@ -102,13 +148,19 @@ def configure_logging() -> None:
     _configured = True
     settings = get_settings()
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if settings.log_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
-    )
+    # Every request writes a line, so the JSON path is structlog's fast one: orjson
+    # straight to bytes on stdout (stdlib json and print cost ~10% of a cached read).
+    renderer: structlog.typing.Processor
+    factory: structlog.typing.WrappedLogger
+    if settings.log_json:
+        renderer = structlog.processors.JSONRenderer()
+        line_renderer: structlog.typing.Processor = structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
+    else:
+        renderer = line_renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        factory = structlog.PrintLoggerFactory(sys.stdout)
     shared: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
+        merge_log_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -117,10 +169,10 @@ def configure_logging() -> None:
             *shared,
             # Tracebacks as data, without local variables: locals hold tokens and passwords.
             structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
-            renderer,
+            line_renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +30,10 @@ class Running:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON lines the process logged (its other output, such as the banner, skipped)."""
+        return [json.loads(line) for line in self.output().splitlines() if line.startswith("{")]
 
 
 def wait_ready(running: Running, timeout: float = 60) -> float:

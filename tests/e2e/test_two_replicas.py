@@ -67,3 +67,7 @@ def test_a_write_on_one_replica_shows_on_the_other(start_quill: Any, machine_env
             one.put("/api/user", json={"user": {"bio": f"bio {round_}"}}, headers=auth)
             lags.append(soon(bio, f"bio {round_}"))
         assert max(lags) < 2.0
+    # Each replica logged every request as one JSON line with the request's fields.
+    finished = [line for line in reader.log_lines() if line["event"] == "request_finished"]
+    assert {"/api/articles/{slug}", "/api/articles", "/api/profiles/{username}"} <= {line["route"] for line in finished}
+    assert all(line["level"] == "info" and len(line["request_id"]) == 16 for line in finished)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
+from quill.observability import merge_log_context
 from tests.conftest import Api, ApiFactory
 
 FUNCTIONS = ["login", "profile", "posts", "bundle"]
@@ -86,7 +86,7 @@ async def test_one_log_line_per_request_with_trace_and_user_but_no_secrets(api: 
     token = await api.register("alice")
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+    with capture_logs(processors=[merge_log_context]) as logs:
         response = await api.get("/api/user", token, headers={"traceparent": traceparent, "X-Request-Id": "req-42"})
 
     finished = [entry for entry in logs if entry["event"] == "request_finished"]

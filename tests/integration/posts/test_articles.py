@@ -280,3 +280,12 @@ async def test_a_cached_article_deleted_behind_the_cache_is_404_for_a_signed_in_
 
     assert response.status_code == 404
     assert (await api.get(f"/api/articles/{slug}")).status_code == 404  # the stale view was dropped
+
+
+@pytest.mark.parametrize("encoded", ["%3Fx", "%23x"])
+async def test_a_percent_encoded_question_mark_or_hash_is_part_of_the_slug(api: Api, encoded: str) -> None:
+    alice = await api.register("alice")
+    slug = (await api.create_article(alice, "Plain"))["slug"]
+    response = await api.get(f"/api/articles/{slug}{encoded}")
+    assert response.status_code == 404, "the path was cut at the decoded character"
+    assert response.json() == {"errors": {"article": ["not found"]}}
