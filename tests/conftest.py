@@ -51,7 +51,8 @@ def _postgres_answers(url: str) -> bool:
 
 def _redis_answers(url: str) -> bool:
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+        with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
+            return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
 

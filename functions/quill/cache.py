@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "aclose",
+    "announce",
     "failures",
     "get_redis",
     "invalidate",
@@ -42,6 +43,7 @@ __all__ = [
     "load_view",
     "near",
     "ping",
+    "recall",
     "report_outage",
     "shared",
     "store_view",
@@ -139,7 +141,8 @@ async def _stop_listening() -> None:
     listener, _listener, _listening_on = _listener, None, None
     if listener is not None:
         listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
+        # Bounded: shutting down must not wait on a connection in doubt.
+        await asyncio.wait([listener], timeout=3 * _HEARTBEAT_SECONDS)
     near.reset(on=False)
     _flights.clear()
 
@@ -152,8 +155,9 @@ async def _hear(channel: str) -> None:
     from redis.backoff import NoBackoff
 
     settings = get_settings()
+    me = asyncio.current_task()
     pause = 0.1
-    while True:
+    while me is None or not me.cancelling():
         # No retries inside redis-py: a silent reconnect would hide the messages it missed.
         client = redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=settings.redis_timeout, retry=Retry(NoBackoff(), 0)
@@ -162,7 +166,8 @@ async def _hear(channel: str) -> None:
         try:
             await pubsub.subscribe(channel)
             heard = pinged = time.monotonic()
-            while True:
+            # redis-py can swallow a cancel that lands inside its read timeout: ask the task.
+            while me is None or not me.cancelling():
                 message = await pubsub.get_message(timeout=_HEARTBEAT_SECONDS)
                 now = time.monotonic()
                 if message is not None:
@@ -199,12 +204,23 @@ def report_outage(operation: str, exc: BaseException) -> None:
     _log.warning("redis_unavailable", operation=operation, error=type(exc).__name__)
 
 
+def recall(name: str) -> object | None:
+    """This process's copy of ``name``, if it holds one it can trust (see ``NearCache``)."""
+    _listen()
+    return near.get(name)
+
+
+def announce(pipe: redis.client.Pipeline, names: list[str]) -> None:
+    """Queue on ``pipe`` the message that makes every process drop its copies of ``names``
+    (the caller drops this process's own at once, before Redis is even asked)."""
+    pipe.publish(_channel(), orjson.dumps(names))
+
+
 async def load_view(name: str) -> dict[str, Any] | None:
     """The cached JSON view under ``name``, or None on a miss, a tombstone or an outage.
 
     The view may be shared with other requests of this process: never change it."""
-    _listen()
-    held = near.get(name)
+    held = recall(name)
     if held is not None:
         return cast(dict[str, Any], held)
     epoch = near.epoch
@@ -224,8 +240,7 @@ async def shared(name: str, build: Callable[[], Awaitable[bytes]]) -> bytes:
     """A value kept only in this process's memory, built by one caller while the others
     that ask at the same time wait for it. A build that began before an invalidation
     is neither joined nor kept by a caller that came after it."""
-    _listen()
-    held = near.get(name)
+    held = recall(name)
     if held is not None:
         return cast(bytes, held)
     epoch = near.epoch
@@ -266,7 +281,7 @@ async def invalidate(names: Iterable[str], *, strict: bool = False) -> None:
             for name in names:
                 if not name.endswith("*"):
                     pipe.set(name, _TOMBSTONE, ex=_TOMBSTONE_SECONDS)
-            pipe.publish(_channel(), orjson.dumps(names))
+            announce(pipe, names)
             await pipe.execute()
     except failures() as exc:
         report_outage("cache", exc)

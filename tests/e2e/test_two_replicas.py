@@ -1,4 +1,5 @@
-"""Two replicas of a function, as Knative runs them: a write on one shows on the other.
+"""Two replicas of a function, as Knative runs them: a write on one shows on the other,
+and a logout on one ends the token on the other.
 
 Each keeps views and anonymous list pages in memory; the write's invalidation reaches
 the other through Redis. ``NEAR_CACHE_SECONDS`` is an hour here, so expiry cannot be
@@ -67,6 +68,13 @@ def test_a_write_on_one_replica_shows_on_the_other(start_quill: Any, machine_env
             one.put("/api/user", json={"user": {"bio": f"bio {round_}"}}, headers=auth)
             lags.append(soon(bio, f"bio {round_}"))
         assert max(lags) < 2.0
+
+        # A signed-in read on the reader makes it remember the session as live;
+        # logging out on the writer must end that token on the reader too.
+        assert other.get("/api/user", headers=auth).status_code == 200
+        assert other.get("/api/user", headers=auth).status_code == 200
+        assert one.post("/api/users/logout", headers=auth).status_code in (200, 204)
+        soon(lambda: other.get("/api/user", headers=auth).status_code, 401)
     # Each replica logged every request as one JSON line with the request's fields.
     finished = [line for line in reader.log_lines() if line["event"] == "request_finished"]
     assert {"/api/articles/{slug}", "/api/articles", "/api/profiles/{username}"} <= {line["route"] for line in finished}

@@ -99,6 +99,15 @@ async def test_properly_signed_but_unacceptable_claims_are_refused(api: Api, cha
     await _assert_refused(api, _sign(claims))
 
 
+async def test_a_token_accepted_before_is_refused_once_it_expires(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verified tokens are remembered; their expiry is still checked on every request."""
+    token = await api.register("alice")
+    assert (await api.get("/api/user", token)).status_code == 200
+    expires = _claims(token)["exp"]
+    monkeypatch.setattr(time, "time", lambda: expires + 6.0)  # past the 5 s leeway
+    await _assert_refused(api, token)
+
+
 @pytest.mark.parametrize(
     "header",
     ["Token", "Token ", "Basic YWxpY2U6cGFzcw==", "Token not.a.jwt", "Token a.b", "Bearer ....", "Token \u00e9t\u00e9"],

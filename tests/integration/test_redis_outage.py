@@ -49,8 +49,9 @@ class ThrowawayRedis:
         deadline = time.monotonic() + 10
         while True:
             try:
-                if redis.Redis(port=self.port, socket_connect_timeout=0.2).ping():
-                    return
+                with redis.Redis(port=self.port, socket_connect_timeout=0.2) as client:
+                    if client.ping():
+                        return
             except (redis.RedisError, OSError):
                 if time.monotonic() > deadline:
                     raise

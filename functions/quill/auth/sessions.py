@@ -3,8 +3,9 @@
 A session starts at login or registration. Its refresh tokens are single-use: each
 refresh returns a new one, and presenting a used one again (a stolen copy) revokes the
 whole session. Logout revokes the session, which also kills every access token that
-names it. Whether a session is live is cached in Redis for a short time; PostgreSQL
-holds the truth, so a Redis that lost its data cannot bring a revoked token back.
+names it. Whether a session is live is cached in Redis for a short time (and a live answer in each
+process's near cache); PostgreSQL holds the truth, so a Redis that lost its data cannot
+bring a revoked token back.
 """
 
 from __future__ import annotations
@@ -114,19 +115,26 @@ def _live_key(session_id: str) -> str:
 
 async def forget(*session_ids: str) -> None:
     """After commit: make revoked sessions fail at once, not when their cached answer expires."""
+    names = [_live_key(session_id) for session_id in session_ids]
+    cache.near.drop(names)
     try:
         client = await cache.get_redis()
         async with client.pipeline(transaction=False) as pipe:
-            for session_id in session_ids:
-                pipe.set(_live_key(session_id), b"0", ex=_LIVE_SECONDS)
+            for name in names:
+                pipe.set(name, b"0", ex=_LIVE_SECONDS)
+            cache.announce(pipe, names)
             await pipe.execute()
     except cache.failures() as exc:
         cache.report_outage("revocation", exc)
 
 
 async def is_live(session_id: str) -> bool:
-    """Whether access tokens of this session are still good (Redis first, PostgreSQL on a miss)."""
+    """Whether access tokens of this session are still good: this process's memory, then
+    Redis, then PostgreSQL. A revocation drops the first two everywhere (``forget``)."""
     name = _live_key(session_id)
+    if cache.recall(name) is True:
+        return True
+    epoch = cache.near.epoch
     try:
         client = await cache.get_redis()
         cached = await client.get(name)
@@ -134,11 +142,15 @@ async def is_live(session_id: str) -> bool:
         cache.report_outage("revocation", exc)
         client, cached = None, None
     if cached is not None:
+        if cached == b"1":
+            cache.near.put(name, True, epoch)
         return cached == b"1"
     async with connection() as conn:
         cursor = await conn.execute(_LIVE, (session_id,))
         row = await cursor.fetchone()
     live = bool(row and row["live"])
+    if live:
+        cache.near.put(name, True, epoch)
     if client is not None:
         try:
             await client.set(name, b"1" if live else b"0", ex=_LIVE_SECONDS, nx=True)
