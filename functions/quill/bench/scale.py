@@ -3,7 +3,9 @@
 One database grows through the scales (``seed.grow``); at each, every query is loaded
 through the bundle at one concurrency, and EXPLAIN ANALYZE of the exact statements the
 ``posts`` function runs proves which indexes they use. That bundle runs with its near
-cache off (``NEAR_CACHE_SIZE=0``), so these are PostgreSQL's figures. ``list_served`` is
+cache off (``NEAR_CACHE_SIZE=0``), so every page comes from PostgreSQL; identical anonymous
+pages asked for at the same moment still share one build, so the signed-in cells (one
+build per request, with the viewer's flags) are the per-request SQL path. ``list_served`` is
 the anonymous list as a client gets it, from a bundle started after the seeding with
 the near cache on (the seeder writes behind Quill's back, so a running process would
 hold pages it never saw change).
