@@ -20,7 +20,7 @@ import asyncio
 import contextvars
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -119,21 +119,25 @@ def _listen() -> None:
         _listener.cancel()
     near.reset(on=False)
     near.capacity, near.ttl = settings.near_cache_size, settings.near_cache_seconds
+    near.max_bytes = settings.near_cache_mb * 1024 * 1024
     _listening_on = settings.redis_prefix
     # A context of its own: not the log fields and trace of the request that started it.
     loop = asyncio.get_running_loop()
     _listener = loop.create_task(_hear(channel), context=contextvars.Context()) if settings.near_cache_size else None
 
 
-def _names(data: bytes) -> list[str]:
-    """The names a message invalidates; one this version cannot read drops everything."""
+def _drops(data: bytes) -> tuple[list[str], list[str]]:
+    """The names and prefixes a message drops; one this version cannot read drops everything."""
     try:
-        names = orjson.loads(data)
+        message = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return ["*"]
-    if isinstance(names, list) and all(isinstance(name, str) for name in names):
-        return names
-    return ["*"]
+        return [], [""]
+    if not isinstance(message, dict):
+        return [], [""]
+    names, prefixes = message.get("names", []), message.get("prefixes", [])
+    if all(isinstance(part, list) and all(isinstance(item, str) for item in part) for part in (names, prefixes)):
+        return names, prefixes
+    return [], [""]
 
 
 async def _stop_listening() -> None:
@@ -176,7 +180,7 @@ async def _hear(channel: str) -> None:
                         near.reset(on=True)
                         pause = 0.1
                     elif message["type"] == "message":
-                        near.drop(_names(message["data"]))
+                        near.drop(*_drops(message["data"]))
                 if now - pinged >= _HEARTBEAT_SECONDS:
                     await pubsub.ping()
                     pinged = now
@@ -210,10 +214,12 @@ def recall(name: str) -> object | None:
     return near.get(name)
 
 
-def announce(pipe: redis.client.Pipeline, names: list[str]) -> None:
+def announce(pipe: redis.client.Pipeline, names: Sequence[str], prefixes: Sequence[str] = ()) -> None:
     """Queue on ``pipe`` the message that makes every process drop its copies of ``names``
-    (the caller drops this process's own at once, before Redis is even asked)."""
-    pipe.publish(_channel(), orjson.dumps(names))
+    and of every name starting with one of ``prefixes``. The caller drops this process's
+    own before the pipeline runs and again after it: a read that fetched the old value
+    from Redis in between must not stay in memory."""
+    pipe.publish(_channel(), orjson.dumps({"names": list(names), "prefixes": list(prefixes)}))
 
 
 async def load_view(name: str) -> dict[str, Any] | None:
@@ -232,7 +238,7 @@ async def load_view(name: str) -> dict[str, Any] | None:
     if raw is None or raw == _TOMBSTONE:
         return None
     view: dict[str, Any] = orjson.loads(raw)
-    near.put(name, view, epoch)
+    near.put(name, view, epoch, len(raw))
     return view
 
 
@@ -256,7 +262,8 @@ def _landed(name: str, flight: tuple[int, asyncio.Future[Any]], done: asyncio.Fu
     if _flights.get(name) is flight:
         del _flights[name]
     if not done.cancelled() and done.exception() is None:
-        near.put(name, done.result(), flight[0])
+        body: bytes = done.result()
+        near.put(name, body, flight[0], len(body))
 
 
 async def store_view(name: str, view: dict[str, Any]) -> None:
@@ -267,22 +274,22 @@ async def store_view(name: str, view: dict[str, Any]) -> None:
         report_outage("cache", exc)
 
 
-async def invalidate(names: Iterable[str], *, strict: bool = False) -> None:
-    """Tombstone views and drop every process's copies; a name ending in ``*`` (only ever
-    kept near) drops all that start with it. ``strict`` raises on an outage (an event
-    consumer then asks for a retry)."""
-    names = sorted(set(names))
-    if not names:
+async def invalidate(names: Iterable[str] = (), *, prefixes: Iterable[str] = (), strict: bool = False) -> None:
+    """Tombstone views and drop every process's copies of them, and of every in-memory
+    value whose name starts with one of ``prefixes``. ``strict`` raises on an outage (an
+    event consumer then asks for a retry)."""
+    names, prefixes = sorted(set(names)), sorted(set(prefixes))
+    if not names and not prefixes:
         return
-    near.drop(names)
+    near.drop(names, prefixes)
     try:
         client = await get_redis()
         async with client.pipeline(transaction=False) as pipe:
             for name in names:
-                if not name.endswith("*"):
-                    pipe.set(name, _TOMBSTONE, ex=_TOMBSTONE_SECONDS)
-            announce(pipe, names)
+                pipe.set(name, _TOMBSTONE, ex=_TOMBSTONE_SECONDS)
+            announce(pipe, names, prefixes)
             await pipe.execute()
+        near.drop(names, prefixes)
     except failures() as exc:
         report_outage("cache", exc)
         if strict:

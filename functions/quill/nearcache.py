@@ -12,7 +12,8 @@ bounded LRU, under three rules that keep it from outranking Redis and PostgreSQL
 - Every copy also expires after ``ttl`` seconds, a bound for a publish that a writer
   lost (Redis away at that moment).
 
-A name ending in ``*`` drops every name that starts with what precedes it.
+It is bounded twice: by entries and by bytes (each ``put`` says what its value weighs),
+so a client asking for thousands of distinct large pages cannot grow a replica's memory.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ __all__ = ["NearCache"]
 
 
 class NearCache:
-    def __init__(self, capacity: int, ttl: float) -> None:
+    def __init__(self, capacity: int, ttl: float, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.capacity = capacity
         self.ttl = ttl
+        self.max_bytes = max_bytes
         self.epoch = 0
         self.on = False
-        self._entries: OrderedDict[str, tuple[float, object]] = OrderedDict()
+        self.size = 0
+        self._entries: OrderedDict[str, tuple[float, object, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -41,34 +44,41 @@ class NearCache:
         entry = self._entries.get(name)
         if entry is None:
             return None
-        expires, value = entry
+        expires, value, _ = entry
         if expires < time.monotonic():
-            del self._entries[name]
+            self._forget(name)
             return None
         self._entries.move_to_end(name)
         return value
 
-    def put(self, name: str, value: object, epoch: int) -> None:
-        """Keep ``value``, read at ``epoch``, unless an invalidation arrived since."""
-        if not self.on or epoch != self.epoch or self.capacity == 0:
+    def put(self, name: str, value: object, epoch: int, size: int) -> None:
+        """Keep ``value`` (about ``size`` bytes), read at ``epoch``, unless an invalidation
+        arrived since."""
+        if not self.on or epoch != self.epoch or self.capacity == 0 or size > self.max_bytes // 4:
             return
-        self._entries[name] = (time.monotonic() + self.ttl, value)
-        self._entries.move_to_end(name)
-        if len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        self._forget(name)
+        self._entries[name] = (time.monotonic() + self.ttl, value, size)
+        self.size += size
+        while len(self._entries) > self.capacity or self.size > self.max_bytes:
+            self._forget(next(iter(self._entries)))
 
-    def drop(self, names: Iterable[str]) -> None:
+    def drop(self, names: Iterable[str] = (), prefixes: Iterable[str] = ()) -> None:
+        """Forget ``names``, and every name that starts with one of ``prefixes``."""
         self.epoch += 1
         for name in names:
-            if name.endswith("*"):
-                start = name[:-1]
-                for stale in [held for held in self._entries if held.startswith(start)]:
-                    del self._entries[stale]
-            else:
-                self._entries.pop(name, None)
+            self._forget(name)
+        for prefix in prefixes:
+            for stale in [held for held in self._entries if held.startswith(prefix)]:
+                self._forget(stale)
 
     def reset(self, *, on: bool) -> None:
         """Forget everything; ``on`` says whether invalidations are being heard from now on."""
         self.epoch += 1
         self._entries.clear()
+        self.size = 0
         self.on = on
+
+    def _forget(self, name: str) -> None:
+        entry = self._entries.pop(name, None)
+        if entry is not None:
+            self.size -= entry[2]

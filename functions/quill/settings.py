@@ -54,6 +54,7 @@ class Settings:
     cache_ttl: int = 60
     near_cache_size: int = 4096
     near_cache_seconds: float = 10.0
+    near_cache_mb: int = 64
     jwt_private_key: str | None = None
     jwt_public_keys: tuple[str, ...] = ()
     jwt_dev_key_path: str = ".quill/dev-jwt-key.pem"
@@ -175,6 +176,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cache_ttl=_int(env, "CACHE_TTL", 60),
         near_cache_size=_int(env, "NEAR_CACHE_SIZE", 4096),
         near_cache_seconds=_float(env, "NEAR_CACHE_SECONDS", 10.0),
+        near_cache_mb=_int(env, "NEAR_CACHE_MB", 64, minimum=1),
         jwt_private_key=_secret(env, "JWT_PRIVATE_KEY"),
         jwt_public_keys=_public_keys(env),
         jwt_dev_key_path=env.get("JWT_DEV_KEY_PATH", ".quill/dev-jwt-key.pem"),

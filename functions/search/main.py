@@ -16,6 +16,7 @@ from quill.function import Function
 
 async def article_changed(tx: Transaction, event: CloudEvent) -> None:
     await index.reindex(tx.conn, int(event.data["id"]))
+    tx.stale_lists = True  # search pages built before the reindex miss the change
 
 
 CONSUMER = Consumer(

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
+import psycopg
 import pytest
 import redis.asyncio as redis
 
 from quill import cache
 from quill.settings import Settings
-from tests.conftest import Api
+from tests.conftest import Api, ApiFactory
 
 
 async def listening() -> None:
@@ -27,13 +29,13 @@ async def listening() -> None:
         await asyncio.sleep(0.01)
 
 
-async def another_replica_invalidates(settings: Settings, *names: str) -> None:
+async def another_replica_invalidates(settings: Settings, *names: str, prefixes: tuple[str, ...] = ()) -> None:
     client = redis.Redis.from_url(settings.redis_url)
     try:
         for name in names:
-            if not name.endswith("*"):
-                await client.set(name, b"-", ex=10)
-        await client.publish(settings.redis_prefix + "invalidations", orjson.dumps(list(names)))
+            await client.set(name, b"-", ex=10)
+        message = {"names": list(names), "prefixes": list(prefixes)}
+        await client.publish(settings.redis_prefix + "invalidations", orjson.dumps(message))
     finally:
         await client.aclose()
 
@@ -109,7 +111,7 @@ async def test_a_build_begun_before_an_invalidation_is_neither_joined_nor_kept(s
     early = asyncio.ensure_future(cache.shared(name, build))
     await asyncio.sleep(0.01)
     epoch = cache.near.epoch
-    await another_replica_invalidates(settings, cache.key("list", "*"))
+    await another_replica_invalidates(settings, prefixes=(cache.key("list", ""),))
 
     async def heard() -> bool:
         return cache.near.epoch != epoch
@@ -191,3 +193,64 @@ async def test_each_filter_is_its_own_page(api: Api, settings: Settings, filters
     filtered = (await api.get(f"/api/articles{filters}")).json()
     assert everything["articlesCount"] == 2
     assert len(filtered["articles"]) == 1
+
+
+async def test_a_username_ending_in_a_star_is_invalidated_like_any_other(api: Api, settings: Settings) -> None:
+    await listening()
+    star = await api.register("alice*")
+    assert (await api.get("/api/profiles/alice*")).json()["profile"]["bio"] is None
+    await api.put("/api/user", star, json={"user": {"bio": "Starred"}})
+    assert (await api.get("/api/profiles/alice*")).json()["profile"]["bio"] == "Starred"
+    client = redis.Redis.from_url(settings.redis_url)
+    assert await client.get(cache.key("profile", "alice*")) == b"-", "the Redis view was not tombstoned"
+    await client.aclose()
+
+
+async def test_a_read_that_fetched_the_old_view_during_a_write_is_not_kept(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that went to Redis after this process dropped its copy, but before the
+    tombstone landed, must not leave the old view in memory once the write returns."""
+    await listening()
+    name = cache.key("article", "racing-write")
+    await cache.store_view(name, {"title": "old"})
+
+    def racing_reader_fills(pipe: Any, names: Any, prefixes: Any = ()) -> None:
+        # This process's own message still in flight (not published here at all), and a
+        # reader's fill from Redis landing before the tombstone does.
+        cache.near.put(name, {"title": "old"}, cache.near.epoch, 10)
+
+    monkeypatch.setattr(cache, "announce", racing_reader_fills)
+    await cache.invalidate([name])
+    assert await cache.load_view(name) is None
+
+
+async def test_search_pages_show_an_article_once_it_is_indexed(
+    api: Api, api_for: ApiFactory, settings: Settings
+) -> None:
+    """The index is filled by the search event function after the write: the pages built
+    before it must not outlive it."""
+    await listening()
+    alice = await api.register("alice")
+    assert (await api.get("/api/articles?q=zephyr")).json()["articlesCount"] == 0
+    created = await api.create_article(alice, "Zephyr winds")
+    assert (await api.get("/api/articles?q=zephyr")).json()["articlesCount"] == 0  # not indexed yet: held
+    search = await api_for("search")
+    event = {
+        "specversion": "1.0",
+        "id": "test-indexed-1",
+        "source": "/quill/posts",
+        "type": "io.quill.article.created.v1",
+        "datacontenttype": "application/json",
+        "data": {"id": created_id(settings, created["slug"]), "slug": created["slug"]},
+    }
+    response = await search.post("/", json=event, headers={"Content-Type": "application/cloudevents+json"})
+    assert response.status_code in (200, 202, 204), response.text
+    assert (await api.get("/api/articles?q=zephyr")).json()["articlesCount"] == 1
+
+
+def created_id(settings: Settings, slug: str) -> int:
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT id FROM articles WHERE slug = %s", (slug,)).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -15,17 +15,17 @@ def _on(capacity: int = 3, ttl: float = 60.0) -> NearCache:
 
 def test_it_keeps_the_most_recently_used_up_to_its_capacity() -> None:
     near = _on(capacity=2)
-    near.put("a", 1, near.epoch)
-    near.put("b", 2, near.epoch)
+    near.put("a", 1, near.epoch, 1)
+    near.put("b", 2, near.epoch, 1)
     assert near.get("a") == 1  # "b" is now the least recently used
-    near.put("c", 3, near.epoch)
+    near.put("c", 3, near.epoch, 1)
     assert (near.get("a"), near.get("b"), near.get("c")) == (1, None, 3)
     assert len(near) == 2
 
 
 def test_a_copy_expires_after_its_ttl() -> None:
     near = _on(ttl=0.01)
-    near.put("a", 1, near.epoch)
+    near.put("a", 1, near.epoch, 1)
     time.sleep(0.02)
     assert near.get("a") is None
     assert len(near) == 0
@@ -35,34 +35,48 @@ def test_a_value_read_before_a_drop_is_not_stored_after_it() -> None:
     near = _on()
     epoch = near.epoch  # a read begins
     near.drop(["unrelated"])  # any invalidation arrives meanwhile
-    near.put("a", 1, epoch)
+    near.put("a", 1, epoch, 1)
     assert near.get("a") is None
-    near.put("a", 2, near.epoch)
+    near.put("a", 2, near.epoch, 1)
     assert near.get("a") == 2
 
 
-def test_a_name_ending_in_a_star_drops_every_name_it_starts() -> None:
+def test_a_prefix_drops_every_name_it_starts_and_a_star_is_only_a_name() -> None:
     near = _on(capacity=10)
-    for name in ("list:[1]", "list:[2]", "listing", "article:x"):
-        near.put(name, name, near.epoch)
-    near.drop(["list:*"])
-    assert [name for name in ("list:[1]", "list:[2]", "listing", "article:x") if near.get(name)] == [
-        "listing",
-        "article:x",
-    ]
+    for name in ("list:[1]", "list:[2]", "listing", "profile:alice*", "profile:alice"):
+        near.put(name, name, near.epoch, 1)
+    near.drop(prefixes=["list:"])
+    near.drop(["profile:alice*"])
+    held = [name for name in ("list:[1]", "list:[2]", "listing", "profile:alice*", "profile:alice") if near.get(name)]
+    assert held == ["listing", "profile:alice"]
+
+
+def test_it_keeps_within_its_byte_budget() -> None:
+    near = NearCache(capacity=100, ttl=60.0, max_bytes=1000)
+    near.reset(on=True)
+    for number in range(10):
+        near.put(f"page:{number}", b"x", near.epoch, 200)
+    assert near.size <= 1000
+    assert len(near) == 5
+    assert near.get("page:9") == b"x"
+    assert near.get("page:4") is None  # the oldest went first
+    near.put("huge", b"x", near.epoch, 251)  # over a quarter of the budget: never kept
+    assert near.get("huge") is None
+    near.drop(["page:9"])
+    assert near.size == 800
 
 
 def test_while_off_it_neither_answers_nor_stores() -> None:
     near = _on()
-    near.put("a", 1, near.epoch)
+    near.put("a", 1, near.epoch, 1)
     near.reset(on=False)
     assert near.get("a") is None
-    near.put("b", 2, near.epoch)
+    near.put("b", 2, near.epoch, 1)
     near.reset(on=True)
     assert near.get("b") is None
 
 
 def test_a_capacity_of_zero_stores_nothing() -> None:
     near = _on(capacity=0)
-    near.put("a", 1, near.epoch)
+    near.put("a", 1, near.epoch, 1)
     assert near.get("a") is None

@@ -124,6 +124,7 @@ async def forget(*session_ids: str) -> None:
                 pipe.set(name, b"0", ex=_LIVE_SECONDS)
             cache.announce(pipe, names)
             await pipe.execute()
+        cache.near.drop(names)
     except cache.failures() as exc:
         cache.report_outage("revocation", exc)
 
@@ -143,14 +144,14 @@ async def is_live(session_id: str) -> bool:
         client, cached = None, None
     if cached is not None:
         if cached == b"1":
-            cache.near.put(name, True, epoch)
+            cache.near.put(name, True, epoch, len(name))
         return cached == b"1"
     async with connection() as conn:
         cursor = await conn.execute(_LIVE, (session_id,))
         row = await cursor.fetchone()
     live = bool(row and row["live"])
     if live:
-        cache.near.put(name, True, epoch)
+        cache.near.put(name, True, epoch, len(name))
     if client is not None:
         try:
             await client.set(name, b"1" if live else b"0", ex=_LIVE_SECONDS, nx=True)

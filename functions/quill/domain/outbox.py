@@ -72,6 +72,9 @@ class Transaction:
     source: str
     emitted: list[int] = field(default_factory=list)
     types: set[str] = field(default_factory=set)
+    # Set by a write that changes what list pages show without an event of its own
+    # (the search index): every process's anonymous pages are dropped after commit.
+    stale_lists: bool = False
 
     async def emit(self, type: str, subject: str | int, data: dict[str, Any]) -> None:
         envelope = events.Envelope.new(type, self.source, subject, data, current_traceparent())
@@ -102,7 +105,7 @@ async def transaction(emitter: str) -> AsyncIterator[Transaction]:
     async with connection() as conn, conn.transaction():
         work = Transaction(conn, events.source_of(emitter))
         yield work
-    if work.types & views.LIST_CHANGES:
+    if work.stale_lists or work.types & views.LIST_CHANGES:
         await views.drop_lists()
     if work.emitted:
         await publish(work.emitted)

@@ -61,7 +61,7 @@ async def anonymous_list(filters: list[str | int | None], render: Callable[[], A
 
 
 async def drop_lists(*, strict: bool = False) -> None:
-    await cache.invalidate([_lists() + "*"], strict=strict)
+    await cache.invalidate(prefixes=[_lists()], strict=strict)
 
 
 async def drop_articles(*slugs: str, strict: bool = False) -> None:
