@@ -1,8 +1,9 @@
 """The ``cache`` event function: drops cached views that embed what another function changed.
 
 The writes drop their own views (and every process's list pages) at once; this catches
-what they could not (Redis away for a moment) and any view of one function that shows another's data, such as an
-author's profile inside cached articles. A Redis outage here is a 5xx: the broker retries.
+what they could not (Redis away for a moment) and any view of one function that shows
+another's data, such as an author's profile inside cached articles. A Redis outage here
+is a 5xx: the broker retries.
 """
 
 from __future__ import annotations
@@ -21,15 +22,14 @@ from quill.function import Function
 
 async def user_updated(tx: Transaction, event: CloudEvent) -> None:
     data = event.data
-    await views.drop_author(tx.conn, int(data["id"]), data["previousUsername"], data["username"], strict=True)
-    await views.drop_lists(strict=True)
+    stale = await views.author_views(tx.conn, int(data["id"]), data["previousUsername"], data["username"])
+    await views.drop(stale, lists=True, strict=True)
 
 
 async def article_changed(tx: Transaction, event: CloudEvent) -> None:
     data = event.data
     slug = data["slug"] if "slug" in data else data["article"]["slug"]
-    await views.drop_articles(slug, data.get("previousSlug", ""), strict=True)
-    await views.drop_lists(strict=True)
+    await views.drop(views.article_keys(slug, data.get("previousSlug", "")), lists=True, strict=True)
 
 
 CONSUMER = Consumer(

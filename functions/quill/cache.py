@@ -274,10 +274,20 @@ async def store_view(name: str, view: dict[str, Any]) -> None:
         report_outage("cache", exc)
 
 
-async def invalidate(names: Iterable[str] = (), *, prefixes: Iterable[str] = (), strict: bool = False) -> None:
-    """Tombstone views and drop every process's copies of them, and of every in-memory
-    value whose name starts with one of ``prefixes``. ``strict`` raises on an outage (an
-    event consumer then asks for a retry)."""
+async def invalidate(
+    names: Iterable[str] = (),
+    *,
+    prefixes: Iterable[str] = (),
+    marker: bytes = _TOMBSTONE,
+    seconds: int = _TOMBSTONE_SECONDS,
+    operation: str = "cache",
+    strict: bool = False,
+) -> None:
+    """Overwrite ``names`` in Redis with ``marker`` for ``seconds`` (a tombstone unless the
+    caller's keys have a marker of their own) and drop every process's copies of them, and
+    of every in-memory value whose name starts with one of ``prefixes``. An outage is
+    reported under ``operation``; ``strict`` raises it (an event consumer then asks for a
+    retry)."""
     names, prefixes = sorted(set(names)), sorted(set(prefixes))
     if not names and not prefixes:
         return
@@ -286,12 +296,12 @@ async def invalidate(names: Iterable[str] = (), *, prefixes: Iterable[str] = (),
         client = await get_redis()
         async with client.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.set(name, _TOMBSTONE, ex=_TOMBSTONE_SECONDS)
+                pipe.set(name, marker, ex=seconds)
             announce(pipe, names, prefixes)
             await pipe.execute()
         near.drop(names, prefixes)
     except failures() as exc:
-        report_outage("cache", exc)
+        report_outage(operation, exc)
         if strict:
             raise
 

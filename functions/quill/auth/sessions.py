@@ -114,19 +114,10 @@ def _live_key(session_id: str) -> str:
 
 
 async def forget(*session_ids: str) -> None:
-    """After commit: make revoked sessions fail at once, not when their cached answer expires."""
+    """After commit: make revoked sessions fail at once, not when their cached answer
+    expires, in Redis and in every process's memory."""
     names = [_live_key(session_id) for session_id in session_ids]
-    cache.near.drop(names)
-    try:
-        client = await cache.get_redis()
-        async with client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.set(name, b"0", ex=_LIVE_SECONDS)
-            cache.announce(pipe, names)
-            await pipe.execute()
-        cache.near.drop(names)
-    except cache.failures() as exc:
-        cache.report_outage("revocation", exc)
+    await cache.invalidate(names, marker=b"0", seconds=_LIVE_SECONDS, operation="revocation")
 
 
 async def is_live(session_id: str) -> bool:

@@ -493,7 +493,7 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> str:
             if tag_list:
                 await tx.conn.execute(_INSERT_TAGS, (tag_list, row["id"]))
         await tx.emit(events.ARTICLE_UPDATED, row["id"], _event_data(updated, previous_slug=row["slug"]))
-    await views.drop_articles(slug, str(new_slug))
+        tx.stale |= views.article_keys(slug, str(new_slug))
     return str(new_slug)
 
 
@@ -504,7 +504,7 @@ async def delete(slug: str, user_id: int) -> None:
         await tx.emit(
             events.ARTICLE_DELETED, row["id"], {"id": row["id"], "slug": row["slug"], "author": {"id": user_id}}
         )
-    await views.drop_articles(slug)
+        tx.stale |= views.article_keys(slug)
 
 
 async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> None:
@@ -522,7 +522,7 @@ async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> None:
                     "favoritesCount": changed["favorites_count"],
                 },
             )
-    await views.drop_articles(slug)
+        tx.stale |= views.article_keys(slug)
 
 
 async def favorite(slug: str, viewer_id: int) -> None:

@@ -72,8 +72,10 @@ class Transaction:
     source: str
     emitted: list[int] = field(default_factory=list)
     types: set[str] = field(default_factory=set)
+    # Cached views this write changes, dropped (everywhere) right after commit.
+    stale: set[str] = field(default_factory=set)
     # Set by a write that changes what list pages show without an event of its own
-    # (the search index): every process's anonymous pages are dropped after commit.
+    # (the search index); an event in ``views.LIST_CHANGES`` does the same.
     stale_lists: bool = False
 
     async def emit(self, type: str, subject: str | int, data: dict[str, Any]) -> None:
@@ -98,15 +100,16 @@ class Transaction:
 
 @asynccontextmanager
 async def transaction(emitter: str) -> AsyncIterator[Transaction]:
-    """Commit the block's changes and events together, drop the list pages they make
-    stale, then try to send the events at once."""
+    """Commit the block's changes and events together, drop the views and list pages they
+    make stale (one Redis round trip), then try to send the events at once."""
     # An explicit transaction block: a nested conn.transaction() (the slug retries) is then
     # a savepoint. Without it, the first nested block would BEGIN and COMMIT on its own.
     async with connection() as conn, conn.transaction():
         work = Transaction(conn, events.source_of(emitter))
         yield work
-    if work.stale_lists or work.types & views.LIST_CHANGES:
-        await views.drop_lists()
+    lists = work.stale_lists or bool(work.types & views.LIST_CHANGES)
+    if work.stale or lists:
+        await views.drop(work.stale, lists=lists)
     if work.emitted:
         await publish(work.emitted)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg.errors
 
-from quill import cache, events
+from quill import events
 from quill.auth import sessions
 from quill.auth.passwords import hash_password, verify_password
 from quill.db import Connection, reading
@@ -193,7 +193,7 @@ async def update(user: User, changes: UserChanges, session_id: str) -> User:
             assert row is not None
             updated = _user(row)
             revoked = await sessions.revoke_others(tx.conn, user.id, session_id) if password_hash else []
-            stale = await views.author_views(tx.conn, updated.id, user.username, updated.username)
+            tx.stale |= await views.author_views(tx.conn, updated.id, user.username, updated.username)
             await tx.emit(
                 events.USER_UPDATED,
                 updated.id,
@@ -208,5 +208,4 @@ async def update(user: User, changes: UserChanges, session_id: str) -> User:
     except psycopg.errors.UniqueViolation as exc:
         raise _conflict_from(exc) from None
     await sessions.forget(*revoked)
-    await cache.invalidate(stale)
     return updated

@@ -5,12 +5,13 @@ The write paths drop what they changed right after commit (read-your-writes); th
 stale by a Redis blip during a write is still dropped once Redis answers.
 
 Anonymous list pages are kept only in each process's memory (``cache.shared``): every
-committed transaction that emitted one of ``LIST_CHANGES`` drops all of them.
+committed transaction that emitted one of ``LIST_CHANGES`` drops all of them, together
+with the views it named in ``Transaction.stale``, in one call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import orjson
 
@@ -21,10 +22,10 @@ __all__ = [
     "LIST_CHANGES",
     "anonymous_list",
     "article_key",
+    "article_keys",
     "author_views",
+    "drop",
     "drop_articles",
-    "drop_author",
-    "drop_lists",
     "profile_key",
 ]
 
@@ -60,20 +61,21 @@ async def anonymous_list(filters: list[str | int | None], render: Callable[[], A
     return await cache.shared(_lists() + orjson.dumps(filters).decode(), render)
 
 
-async def drop_lists(*, strict: bool = False) -> None:
-    await cache.invalidate(prefixes=[_lists()], strict=strict)
+async def drop(names: Iterable[str] = (), *, lists: bool = False, strict: bool = False) -> None:
+    """Drop these views and, with ``lists``, every anonymous list page."""
+    await cache.invalidate(names, prefixes=[_lists()] if lists else [], strict=strict)
 
 
-async def drop_articles(*slugs: str, strict: bool = False) -> None:
-    await cache.invalidate({article_key(slug) for slug in slugs if slug}, strict=strict)
+def article_keys(*slugs: str) -> set[str]:
+    return {article_key(slug) for slug in slugs if slug}
+
+
+async def drop_articles(*slugs: str) -> None:
+    await drop(article_keys(*slugs))
 
 
 async def author_views(conn: Connection, user_id: int, *usernames: str) -> set[str]:
     """The keys a profile change makes stale: the profile under every name it had, and every
     article that embeds it. Read inside the writer's transaction, dropped after its commit."""
     rows = await (await conn.execute(_SLUGS_OF_AUTHOR, (user_id,))).fetchall()
-    return {profile_key(name) for name in usernames if name} | {article_key(row["slug"]) for row in rows}
-
-
-async def drop_author(conn: Connection, user_id: int, *usernames: str, strict: bool = False) -> None:
-    await cache.invalidate(await author_views(conn, user_id, *usernames), strict=strict)
+    return {profile_key(name) for name in usernames if name} | article_keys(*(row["slug"] for row in rows))
