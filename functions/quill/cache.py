@@ -187,7 +187,6 @@ async def _hear(channel: str) -> None:
                 if now - heard > 3 * _HEARTBEAT_SECONDS:
                     raise ConnectionError("no answer to the heartbeat")
         except failures() as exc:
-            near.reset(on=False)
             report_outage("near_cache", exc)
         finally:
             near.reset(on=False)
