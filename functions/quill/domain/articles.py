@@ -83,7 +83,36 @@ _FILTER_SQL: dict[str, str] = {
 _FROM = "\nFROM articles a JOIN users u ON u.id = a.author_id\n"
 _FROM_SEARCH = _FROM + "JOIN search_documents sd ON sd.article_id = a.id\n"
 _NEWEST = "ORDER BY a.created_at DESC, a.id DESC\n"
-_RANKED = "ORDER BY ts_rank(sd.document, websearch_to_tsquery('english', %(q)s)) DESC, a.created_at DESC, a.id DESC\n"
+
+# A search ranks its newest SEARCH_WINDOW matches, not all of them: ranking every match
+# of a common word read thousands of rows at 1M articles. The first try looks only at the
+# newest SEARCH_SPAN documents, walking the index newest first, so its cost does not grow
+# with the table; a word too rare to fill the window there is looked up in the whole index
+# (a rare word has few matches: cheap). ``articlesCount`` counts the same window, so a
+# client pages through exactly what was ranked. The page carries that total in each row.
+SEARCH_WINDOW = 100
+SEARCH_SPAN = 20_000
+_RANK = "ts_rank(sd.document, websearch_to_tsquery('english', %(q)s)) AS rank"
+_NEWEST_HITS = f"ORDER BY sd.article_id DESC LIMIT {SEARCH_WINDOW}"
+# The newest SEARCH_SPAN documents only (ids only grow): a bounded walk whatever the word.
+_RECENT_HITS = (
+    "hits AS MATERIALIZED (SELECT sd.article_id, " + _RANK + "\n{source}{where}"
+    f"  AND sd.article_id > (SELECT max(article_id) FROM search_documents) - {SEARCH_SPAN}\n" + _NEWEST_HITS + ")"
+)
+# Every match, fenced by MATERIALIZED: given ORDER BY ... LIMIT, the planner would walk the
+# whole id index looking for a word it guesses is common.
+_ALL_HITS = (
+    "matches AS MATERIALIZED (SELECT sd.article_id, sd.document\n{source}{where}),\n"
+    "hits AS MATERIALIZED (SELECT sd.article_id, " + _RANK + " FROM matches sd " + _NEWEST_HITS + ")"
+)
+_SEARCH_PAGE = (
+    ",\npage AS (SELECT article_id, rank FROM hits ORDER BY rank DESC, article_id DESC"
+    " LIMIT %(limit)s OFFSET %(offset)s)\n"
+    "SELECT" + _SUMMARY_COLUMNS + _VIEWER_FLAGS + ", (SELECT count(*) FROM hits) AS total\n"
+    "FROM page JOIN articles a ON a.id = page.article_id JOIN users u ON u.id = a.author_id\n"
+    "ORDER BY page.rank DESC, a.id DESC"
+)
+_SEARCH_COUNT = "\nSELECT count(*) AS total FROM hits"
 
 
 # A filter used alone can bound the page's candidates by LIMIT + OFFSET, so its cost does
@@ -124,17 +153,24 @@ _TAG_TOTAL = "SELECT coalesce(sum(articles), 0)::bigint AS total FROM tag_totals
 
 
 @functools.cache
-def _statements(chosen: tuple[str, ...]) -> tuple[str, str]:
-    """Built once per combination of filters (a handful), not once per request."""
-    searching = "q" in chosen
-    base = _FROM_SEARCH if searching else _FROM
+def _statements(chosen: tuple[str, ...], *, everything: bool = False) -> tuple[str, str]:
+    """Built once per combination of filters (a handful), not once per request.
+
+    ``everything`` only matters to a search: look in the whole index, not the newest part."""
+    if "q" in chosen:
+        # The search alone needs only its index; other filters need the article and author.
+        source = "FROM search_documents sd\n" if chosen == ("q",) else _FROM_SEARCH.lstrip("\n")
+        hits = "WITH " + (_ALL_HITS if everything else _RECENT_HITS).format(
+            source=source, where=_where(chosen, bounded=False)
+        )
+        return hits + _SEARCH_PAGE, hits + _SEARCH_COUNT
     page = (
         "SELECT"
         + _SUMMARY_COLUMNS
         + _VIEWER_FLAGS
-        + base
+        + _FROM
         + _where(chosen, bounded=True)
-        + (_RANKED if searching else _NEWEST)
+        + _NEWEST
         + "LIMIT %(limit)s OFFSET %(offset)s"
     )
     if not chosen:
@@ -142,13 +178,13 @@ def _statements(chosen: tuple[str, ...]) -> tuple[str, str]:
     elif chosen == ("tag",):
         count = _TAG_TOTAL
     else:
-        count = "SELECT count(*) AS total" + base + _where(chosen, bounded=False)
+        count = "SELECT count(*) AS total" + _FROM + _where(chosen, bounded=False)
     return page, count
 
 
-def page_sql(params: dict[str, Any]) -> tuple[str, str]:
+def page_sql(params: dict[str, Any], *, everything: bool = False) -> tuple[str, str]:
     """The page and count statements for these parameters (only constant fragments are joined)."""
-    return _statements(tuple(name for name in _FILTER_SQL if params.get(name) is not None))
+    return _statements(tuple(name for name in _FILTER_SQL if params.get(name) is not None), everything=everything)
 
 
 _ONE = """
@@ -535,15 +571,24 @@ async def unfavorite(slug: str, viewer_id: int) -> None:
 
 async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
     async with reading() as conn:
-        page, count = page_sql(params)
-        rows = await (await conn.execute(page.encode(), params)).fetchall()
-        total = await (await conn.execute(count.encode(), params)).fetchone()
-    articles = [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows]
-    return articles, int(total["total"]) if total else 0
+        rows, total = await _run_page(conn, page_sql(params), params)
+        if params["q"] is not None and total < SEARCH_WINDOW:  # a rare word: look everywhere
+            rows, total = await _run_page(conn, page_sql(params, everything=True), params)
+    return [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows], total
+
+
+async def _run_page(conn: Connection, statements: tuple[str, str], params: dict[str, Any]) -> tuple[list[Any], int]:
+    page, count = statements
+    rows = await (await conn.execute(page.encode(), params)).fetchall()
+    if rows and "total" in rows[0]:  # a search page counts its own window
+        return rows, int(rows[0]["total"])
+    total = await (await conn.execute(count.encode(), params)).fetchone()
+    return rows, int(total["total"]) if total else 0
 
 
 async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[list[Article], int]:
-    """A page of articles, newest first, and the number of all that match."""
+    """A page of articles, newest first, and the number of all that match; a search (``q``)
+    ranks its newest ``SEARCH_WINDOW`` matches by relevance and counts those."""
     return await _page(
         {
             "tag": query.tag,

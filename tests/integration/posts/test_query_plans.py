@@ -85,3 +85,18 @@ def test_every_filter_is_planned_as_a_join_not_a_per_row_subplan(seeded: Setting
     for query in articles.page_sql(params):
         plan = _plan(seeded, query, params)
         assert "hashed SubPlan" not in plan, plan
+
+
+@pytest.mark.parametrize("words", ["text", "12345", "nowhere"], ids=["common", "rare", "absent"])
+def test_a_search_walks_only_the_newest_documents_then_the_index(seeded: Settings, words: str) -> None:
+    """The first try is bounded to the newest documents whatever the planner guesses of the
+    word; the second (a word too rare for the first) is fenced from an unbounded id walk."""
+    params = _params(q=words, viewer=None)
+    for query in articles.page_sql(params):
+        plan = _plan(seeded, query, params)
+        assert "Seq Scan" not in plan, plan
+        assert "Index Cond: (article_id >" in plan, plan
+    for query in articles.page_sql(params, everything=True):
+        plan = _plan(seeded, query, params)
+        assert "Seq Scan on articles" not in plan, plan
+        assert "Scan Backward using search_documents_pkey on search_documents sd" not in plan, plan
