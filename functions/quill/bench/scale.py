@@ -108,7 +108,7 @@ def run(
                 cells: dict[str, Any] = {}
                 for name, (path, params, signed_in) in _queries(reader_id).items():
                     request = Request("GET", path, auth if signed_in else ())
-                    cell = measure(bundle.base_url, Plan((request,)), connections=concurrency, seconds=seconds)
+                    cell = _warm_measure(bundle.base_url, Plan((request,)), concurrency, seconds)
                     cell["matches"] = httpx.get(bundle.base_url + path, headers=dict(request.headers)).json()[
                         "articlesCount"
                     ]
@@ -116,9 +116,7 @@ def run(
                     cells[name] = cell
                 with start_quill(["serve", "bundle"], env, folder) as served:
                     path = "/api/articles?limit=20"
-                    cell = measure(
-                        served.base_url, Plan((Request("GET", path),)), connections=concurrency, seconds=seconds
-                    )
+                    cell = _warm_measure(served.base_url, Plan((Request("GET", path),)), concurrency, seconds)
                     cell["matches"] = httpx.get(served.base_url + path).json()["articlesCount"]
                     cells["list_served"] = cell
                 results["scales"][str(articles)] = {"seeding_s": seeding, "queries": cells}
@@ -129,6 +127,14 @@ def run(
         if name != "list_served"
     }
     return results
+
+
+def _warm_measure(base_url: str, plan: Plan, concurrency: int, seconds: float) -> dict[str, Any]:
+    """Measure after an unrecorded second of the same load: the first cells after seeding
+    (cold buffers, fresh plans) would otherwise be slower than the later ones and flatter
+    the growth ratios."""
+    measure(base_url, plan, connections=concurrency, seconds=min(1.0, seconds))
+    return measure(base_url, plan, connections=concurrency, seconds=seconds)
 
 
 async def _reader(base_url: str) -> str:
