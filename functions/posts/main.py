@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from quill import wire
 from quill.domain import articles, comments, views
+from quill.domain.values import Article
 from quill.function import Call, Endpoint, Function
 from quill.http import empty, json, page, query_text, raw_json, read_wrapped
 
@@ -47,7 +48,13 @@ async def create_article(call: Call) -> Response:
     return json(wire.article(await articles.get(slug, call.user_id)), 201)
 
 
+def _article_json(article: Article) -> bytes:
+    return orjson.dumps(wire.article(article))
+
+
 async def get_article(call: Call) -> Response:
+    if call.viewer_id is None:
+        return raw_json(await articles.anonymous(call.param("slug"), _article_json))
     return json(wire.article(await articles.get(call.param("slug"), call.viewer_id)))
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "near",
     "ping",
     "recall",
+    "rendered",
     "report_outage",
     "shared",
     "store_view",
@@ -239,6 +240,21 @@ async def load_view(name: str) -> dict[str, Any] | None:
     view: dict[str, Any] = orjson.loads(raw)
     near.put(name, view, epoch, len(raw))
     return view
+
+
+def rendered(name: str, view: object, render: Callable[[], bytes]) -> bytes:
+    """``render()`` of the view this process holds under ``name``, kept beside it.
+
+    The copy is tied to that very object, not to ``name``: an invalidation replaces the
+    view with a new one read from Redis, and the next caller renders again. So no write
+    path has to know these copies exist."""
+    memo = name + "\x00rendered"
+    held = recall(memo)
+    if isinstance(held, tuple) and held[0] is view:
+        return cast(bytes, held[1])
+    body = render()
+    near.put(memo, (view, body), near.epoch, len(body))
+    return body
 
 
 async def shared(name: str, build: Callable[[], Awaitable[bytes]]) -> bytes:

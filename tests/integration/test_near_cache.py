@@ -170,6 +170,61 @@ async def test_the_anonymous_list_shows_every_change_at_once(api: Api, settings:
     assert (await anonymous())["articlesCount"] == 0
 
 
+async def test_a_rendering_is_kept_only_for_the_very_view_it_came_from(settings: Settings) -> None:
+    await listening()
+    name = cache.key("article", "rendered")
+    renders: list[str] = []
+
+    def render(view: dict[str, Any]) -> bytes:
+        renders.append(view["title"])
+        return orjson.dumps(view)
+
+    await cache.store_view(name, {"title": "first"})
+    view = await cache.load_view(name)
+    assert view is not None
+    assert cache.rendered(name, view, lambda: render(view)) == b'{"title":"first"}'
+    assert cache.rendered(name, view, lambda: render(view)) == b'{"title":"first"}'
+    assert renders == ["first"]
+    equal_but_other = {"title": "first"}
+    assert cache.rendered(name, equal_but_other, lambda: render(equal_but_other)) == b'{"title":"first"}'
+    assert renders == ["first", "first"], "a copy was served for a view it was not rendered from"
+
+    await cache.invalidate([name])
+    client = redis.Redis.from_url(settings.redis_url)
+    await client.set(name, orjson.dumps({"title": "second"}))  # the writer's next view, past the tombstone
+    await client.aclose()
+    fresh = await cache.load_view(name)
+    assert fresh is not None
+    assert cache.rendered(name, fresh, lambda: render(fresh)) == b'{"title":"second"}'
+
+
+async def test_the_anonymous_article_shows_every_change_at_once(api: Api, settings: Settings) -> None:
+    await listening()
+    alice, bob = await api.register("alice"), await api.register("bob")
+    slug = (await api.create_article(alice, "Kept"))["slug"]
+
+    async def anonymous() -> dict[str, Any]:
+        response = await api.get(f"/api/articles/{slug}")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json; charset=utf-8"
+        article: dict[str, Any] = response.json()["article"]
+        return article
+
+    first = await anonymous()
+    assert await anonymous() == first  # rendered once, now held
+    await api.post(f"/api/articles/{slug}/favorite", bob)
+    assert (await anonymous())["favoritesCount"] == 1
+    await api.put(f"/api/articles/{slug}", alice, json={"article": {"body": "Changed"}})
+    assert (await anonymous())["body"] == "Changed"
+    await api.put("/api/user", alice, json={"user": {"bio": "New bio"}})
+    assert (await anonymous())["author"]["bio"] == "New bio"
+    signed_in = (await api.get(f"/api/articles/{slug}", bob)).json()["article"]
+    assert signed_in["favorited"] is True
+    assert (await anonymous())["favorited"] is False
+    await api.delete(f"/api/articles/{slug}", alice)
+    assert (await api.get(f"/api/articles/{slug}")).status_code == 404
+
+
 async def test_a_signed_in_list_is_never_shared(api: Api, settings: Settings) -> None:
     await listening()
     alice = await api.register("alice")
