@@ -57,8 +57,11 @@ def client_name() -> str:
     return "wrk"
 
 
-def measure(base_url: str, plan: Plan, *, connections: int, seconds: float) -> dict[str, Any]:
-    """Requests/s, p50/p95/p99 (ms) and errors (non-2xx/3xx or socket errors)."""
+def measure(base_url: str, plan: Plan, *, connections: int, seconds: float, warmup: float = 0.0) -> dict[str, Any]:
+    """Requests/s, p50/p95/p99 (ms) and errors (non-2xx/3xx or socket errors), after
+    ``warmup`` seconds of the same load that are not recorded."""
+    if warmup > 0:
+        measure(base_url, plan, connections=connections, seconds=warmup)
     if client_name() == "wrk":
         return _with_wrk(base_url, plan, connections, seconds)
     return _with_python(base_url, plan, connections, seconds)

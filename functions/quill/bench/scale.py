@@ -32,6 +32,10 @@ SCALES = (10_000, 100_000, 1_000_000)
 TAG = tag(10)
 TERM = word(300)
 
+# The first cells after seeding (cold buffers, fresh plans) were slower than later ones and
+# flattered the growth ratios: each cell gets this much unrecorded load first.
+_WARMUP = 1.0
+
 _FOLLOW = """
 INSERT INTO follows (follower_id, followee_id)
 SELECT %(reader)s, id FROM users WHERE username LIKE 'u%%' ORDER BY id LIMIT %(follows)s
@@ -108,7 +112,9 @@ def run(
                 cells: dict[str, Any] = {}
                 for name, (path, params, signed_in) in _queries(reader_id).items():
                     request = Request("GET", path, auth if signed_in else ())
-                    cell = _warm_measure(bundle.base_url, Plan((request,)), concurrency, seconds)
+                    cell = measure(
+                        bundle.base_url, Plan((request,)), connections=concurrency, seconds=seconds, warmup=_WARMUP
+                    )
                     cell["matches"] = httpx.get(bundle.base_url + path, headers=dict(request.headers)).json()[
                         "articlesCount"
                     ]
@@ -116,7 +122,13 @@ def run(
                     cells[name] = cell
                 with start_quill(["serve", "bundle"], env, folder) as served:
                     path = "/api/articles?limit=20"
-                    cell = _warm_measure(served.base_url, Plan((Request("GET", path),)), concurrency, seconds)
+                    cell = measure(
+                        served.base_url,
+                        Plan((Request("GET", path),)),
+                        connections=concurrency,
+                        seconds=seconds,
+                        warmup=_WARMUP,
+                    )
                     cell["matches"] = httpx.get(served.base_url + path).json()["articlesCount"]
                     cells["list_served"] = cell
                 results["scales"][str(articles)] = {"seeding_s": seeding, "queries": cells}
@@ -127,14 +139,6 @@ def run(
         if name != "list_served"
     }
     return results
-
-
-def _warm_measure(base_url: str, plan: Plan, concurrency: int, seconds: float) -> dict[str, Any]:
-    """Measure after an unrecorded second of the same load: the first cells after seeding
-    (cold buffers, fresh plans) would otherwise be slower than the later ones and flatter
-    the growth ratios."""
-    measure(base_url, plan, connections=concurrency, seconds=min(1.0, seconds))
-    return measure(base_url, plan, connections=concurrency, seconds=seconds)
 
 
 async def _reader(base_url: str) -> str:

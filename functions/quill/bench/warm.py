@@ -125,8 +125,9 @@ def _cells(
     results: dict[str, Any] = {}
     for route in routes:
         results[route] = {}
-        for concurrency in concurrencies:
-            cell = measure(base_url, plan(route, accounts), connections=concurrency, seconds=seconds)
+        for index, concurrency in enumerate(concurrencies):
+            warmup = min(1.0, seconds) if index == 0 else 0.0  # the route's first cell is not its cold start
+            cell = measure(base_url, plan(route, accounts), connections=concurrency, seconds=seconds, warmup=warmup)
             floor = reference["floor"][str(concurrency)]["requests_per_second"]
             cell["vs_floor"] = cell["requests_per_second"] / floor if floor else float("nan")
             results[route][str(concurrency)] = cell
@@ -138,4 +139,8 @@ def _measure_all(
 ) -> dict[str, Any]:
     with running(argv, {}) as server:
         floor = plan("floor", accounts)
-        return {str(c): measure(server.base_url, floor, connections=c, seconds=seconds) for c in concurrencies}
+        warmup = min(1.0, seconds)
+        return {
+            str(c): measure(server.base_url, floor, connections=c, seconds=seconds, warmup=warmup if i == 0 else 0.0)
+            for i, c in enumerate(concurrencies)
+        }
