@@ -57,6 +57,13 @@ def test_the_coldstart_benchmark_runs_and_reports_ratios(servers: Servers, tmp_p
     assert report["import_time_top10_posts"][0]["cumulative_ms"] > 0
 
 
+def test_the_apptime_benchmark_measures_every_case_beside_the_floor(servers: Servers, tmp_path: Path) -> None:
+    report = _bench("apptime", servers, tmp_path)
+    assert set(report["cases"]) == {"floor", "liveness", "article", "list", "profile_anonymous"}
+    assert report["cases"]["floor"]["x_floor"] == 1.0
+    assert all(case["best_us"] > 0 for case in report["cases"].values())
+
+
 def test_the_warm_load_benchmark_runs_and_reports_ratios(servers: Servers, tmp_path: Path) -> None:
     report = _bench("warm", servers, tmp_path)
     assert set(report["baselines"]) == {"floor", "ceiling"}

@@ -21,6 +21,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         default="all",
         choices=[*SUITES, "all"],
         help="coldstart: each target against functions-framework and Starlette baselines; "
+        "apptime: microseconds per request inside the app, cached reads beside the floor's, in-process; "
         "warm: requests/s and latency per route at concurrency 1/32/128 beside the same baselines; "
         "mixed: 100 and 500 virtual users with think time; "
         "scale: list/filter/feed/search at 10k/100k/1M articles with EXPLAIN; "
@@ -44,6 +45,14 @@ def _coldstart(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         return coldstart.run(args.postgres, args.redis, runs=2, targets=["posts"])
     return coldstart.run(args.postgres, args.redis)
+
+
+def _apptime(args: argparse.Namespace) -> dict[str, Any]:
+    from quill.bench import apptime
+
+    if args.quick:
+        return apptime.run(args.postgres, args.redis, passes=1, rounds=2, calls=200)
+    return apptime.run(args.postgres, args.redis)
 
 
 def _warm(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,6 +88,7 @@ def _events(args: argparse.Namespace) -> dict[str, Any]:
 
 SUITES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "coldstart": _coldstart,
+    "apptime": _apptime,
     "warm": _warm,
     "mixed": _mixed,
     "scale": _scale,

@@ -104,8 +104,23 @@ def _scale_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _apptime_lines(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Each case's ASGI app called in a loop in a fresh interpreter; interleaved passes: {result['passes']}, each of"
+        f" {result['rounds']} rounds x {result['calls_per_round']} calls; a pass reports its median round.",
+        "",
+        "| case | best us per request | x floor | each pass us |",
+        "|---|---|---|---|",
+    ]
+    for name, case in result["cases"].items():
+        passes = ", ".join(f"{value:.1f}" for value in case["pass_medians_us"])
+        lines.append(f"| {name} | {case['best_us']:.1f} | {case['x_floor']:.2f} | {passes} |")
+    return lines
+
+
 _LINES = {
     "coldstart": _coldstart_lines,
+    "apptime": _apptime_lines,
     "warm": _warm_lines,
     "mixed": _mixed_lines,
     "scale": _scale_lines,
