@@ -15,6 +15,9 @@ from quill.http import empty, json, page, query_text, raw_json, read_wrapped
 
 
 async def list_articles(call: Call) -> Response:
+    query_string: bytes = call.request.scope["query_string"]
+    if call.viewer_id is None and (held := views.held_list(query_string)) is not None:
+        return raw_json(held)
     limit, offset = page(call.request)
     query = articles.ArticleQuery(
         tag=query_text(call.request, "tag"),
@@ -33,7 +36,7 @@ async def list_articles(call: Call) -> Response:
         return orjson.dumps(wire.article_list(found, total))
 
     filters = [query.tag, query.author, query.favorited, query.q, query.limit, query.offset]
-    return raw_json(await views.anonymous_list(filters, render))
+    return raw_json(await views.anonymous_list(filters, render, query_string))
 
 
 async def feed(call: Call) -> Response:

@@ -225,6 +225,24 @@ async def test_the_anonymous_article_shows_every_change_at_once(api: Api, settin
     assert (await api.get(f"/api/articles/{slug}")).status_code == 404
 
 
+async def test_a_page_held_under_its_query_string_is_dropped_with_the_lists(api: Api, settings: Settings) -> None:
+    await listening()
+    alice = await api.register("alice")
+    asked = ["/api/articles?limit=5&offset=0", "/api/articles?offset=0&limit=5", "/api/articles?limit=5"]
+
+    async def counts() -> list[int]:
+        return [(await api.get(path)).json()["articlesCount"] for path in asked]
+
+    assert await counts() == [0, 0, 0]
+    assert await counts() == [0, 0, 0]  # each now held under its own query string
+    await api.create_article(alice, "Listed")
+    assert await counts() == [1, 1, 1]
+    for _ in range(2):  # a refused query is never held: 422 every time, and nothing else changes
+        response = await api.get("/api/articles?limit=0")
+        assert response.status_code == 422
+        assert response.json() == {"errors": {"limit": ["must be a whole number of at least 1"]}}
+
+
 async def test_a_signed_in_list_is_never_shared(api: Api, settings: Settings) -> None:
     await listening()
     alice = await api.register("alice")

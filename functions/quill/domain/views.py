@@ -26,6 +26,7 @@ __all__ = [
     "author_views",
     "drop",
     "drop_articles",
+    "held_list",
     "profile_key",
 ]
 
@@ -56,9 +57,27 @@ def _lists() -> str:
     return cache.key("list", "")
 
 
-async def anonymous_list(filters: list[str | int | None], render: Callable[[], Awaitable[bytes]]) -> bytes:
-    """The rendered page an anonymous reader gets for ``filters``, rendered once per change."""
-    return await cache.shared(_lists() + orjson.dumps(filters).decode(), render)
+def _list_asked(query_string: bytes) -> str:
+    return _lists() + "?" + query_string.decode("latin-1")
+
+
+def held_list(query_string: bytes) -> bytes | None:
+    """The page an anonymous reader got for this very query string, if this process still
+    holds it: no parsing and no validation, which it passed when it was kept."""
+    held = cache.recall(_list_asked(query_string))
+    return held if isinstance(held, bytes) else None
+
+
+async def anonymous_list(
+    filters: list[str | int | None], render: Callable[[], Awaitable[bytes]], query_string: bytes
+) -> bytes:
+    """The rendered page an anonymous reader gets for ``filters``, rendered once per change,
+    and kept under the query string it was asked with too (``held_list``). Both names are
+    under the lists' prefix, so a write drops both."""
+    epoch = cache.near.epoch
+    body = await cache.shared(_lists() + orjson.dumps(filters).decode(), render)
+    cache.near.put(_list_asked(query_string), body, epoch, len(body))
+    return body
 
 
 async def drop(names: Iterable[str] = (), *, lists: bool = False, strict: bool = False) -> None:
