@@ -243,6 +243,27 @@ async def test_a_page_held_under_its_query_string_is_dropped_with_the_lists(api:
         assert response.json() == {"errors": {"limit": ["must be a whole number of at least 1"]}}
 
 
+async def _gets_served(settings: Settings) -> int:
+    """GET commands this Redis server has run (``INFO commandstats``), every client counted."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+
+async def test_an_anonymous_article_read_that_misses_asks_redis_once(api: Api, settings: Settings) -> None:
+    await listening()
+    alice = await api.register("alice")
+    slug = (await api.create_article(alice, "Missed"))["slug"]
+    await api.put(f"/api/articles/{slug}", alice, json={"article": {"body": "Changed"}})  # leaves a tombstone
+    before = await _gets_served(settings)
+    response = await api.get(f"/api/articles/{slug}")  # a miss: Redis answers the tombstone, then PostgreSQL
+    assert response.json()["article"]["body"] == "Changed"
+    assert await _gets_served(settings) - before == 1
+
+
 async def test_a_signed_in_list_is_never_shared(api: Api, settings: Settings) -> None:
     await listening()
     alice = await api.register("alice")

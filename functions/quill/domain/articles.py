@@ -459,8 +459,12 @@ async def create(author_id: int, new: NewArticle) -> str:
 
 
 async def get(slug: str, viewer_id: int | None) -> Article:
+    return await _get(slug, viewer_id, await cache.load_view(article_key(slug)))
+
+
+async def _get(slug: str, viewer_id: int | None, view: dict[str, Any] | None) -> Article:
+    """The article for this viewer, given the cached view (``None`` on a miss)."""
     name = article_key(slug)
-    view = await cache.load_view(name)
     if view is not None and viewer_id is None:  # the common read: Redis alone
         return _from_row(_from_view(view), favorited=False, following=False)
     async with reading() as conn:
@@ -485,8 +489,8 @@ async def anonymous(slug: str, render: Callable[[Article], bytes]) -> bytes:
     the most frequent read skips building the article and encoding it again."""
     name = article_key(slug)
     view = await cache.load_view(name)
-    if view is None:
-        return render(await get(slug, None))
+    if view is None:  # a miss: read and cache the article, render it this once
+        return render(await _get(slug, None, None))
     return cache.rendered(name, view, lambda: render(_from_row(_from_view(view), favorited=False, following=False)))
 
 
