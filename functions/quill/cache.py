@@ -257,20 +257,25 @@ def rendered(name: str, view: object, render: Callable[[], bytes]) -> bytes:
     return body
 
 
-async def shared(name: str, build: Callable[[], Awaitable[bytes]]) -> bytes:
+async def shared(name: str, build: Callable[[], Awaitable[bytes]], *, alias: str | None = None) -> bytes:
     """A value kept only in this process's memory, built by one caller while the others
     that ask at the same time wait for it. A build that began before an invalidation
-    is neither joined nor kept by a caller that came after it."""
-    held = recall(name)
-    if held is not None:
-        return cast(bytes, held)
+    is neither joined nor kept by a caller that came after it.
+
+    With ``alias`` (another spelling of the same request) the value is kept under that
+    name too, under the same rule: not if an invalidation arrived since this call began."""
     epoch = near.epoch
-    flight = _flights.get(name)
-    if flight is None or flight[0] != epoch:
-        flight = (epoch, asyncio.ensure_future(build()))
-        _flights[name] = flight
-        flight[1].add_done_callback(functools.partial(_landed, name, flight))
-    return cast(bytes, await asyncio.shield(flight[1]))
+    body = recall(name)
+    if body is None:
+        flight = _flights.get(name)
+        if flight is None or flight[0] != epoch:
+            flight = (epoch, asyncio.ensure_future(build()))
+            _flights[name] = flight
+            flight[1].add_done_callback(functools.partial(_landed, name, flight))
+        body = await asyncio.shield(flight[1])
+    if alias is not None:
+        near.put(alias, body, epoch, len(cast(bytes, body)))
+    return cast(bytes, body)
 
 
 def _landed(name: str, flight: tuple[int, asyncio.Future[Any]], done: asyncio.Future[Any]) -> None:

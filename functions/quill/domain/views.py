@@ -74,10 +74,7 @@ async def anonymous_list(
     """The rendered page an anonymous reader gets for ``filters``, rendered once per change,
     and kept under the query string it was asked with too (``held_list``). Both names are
     under the lists' prefix, so a write drops both."""
-    epoch = cache.near.epoch
-    body = await cache.shared(_lists() + orjson.dumps(filters).decode(), render)
-    cache.near.put(_list_asked(query_string), body, epoch, len(body))
-    return body
+    return await cache.shared(_lists() + orjson.dumps(filters).decode(), render, alias=_list_asked(query_string))
 
 
 async def drop(names: Iterable[str] = (), *, lists: bool = False, strict: bool = False) -> None:
