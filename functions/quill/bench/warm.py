@@ -114,6 +114,17 @@ def run(
     return results
 
 
+def _series(base_url: str, load: Plan, concurrencies: tuple[int, ...], seconds: float) -> dict[str, Any]:
+    """One cell per concurrency; the first after an unrecorded warm-up, so that a route's
+    first cell is not its cold start."""
+    return {
+        str(concurrency): measure(
+            base_url, load, connections=concurrency, seconds=seconds, warmup=min(1.0, seconds) if index == 0 else 0.0
+        )
+        for index, concurrency in enumerate(concurrencies)
+    }
+
+
 def _cells(
     base_url: str,
     routes: tuple[str, ...],
@@ -124,13 +135,10 @@ def _cells(
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for route in routes:
-        results[route] = {}
-        for index, concurrency in enumerate(concurrencies):
-            warmup = min(1.0, seconds) if index == 0 else 0.0  # the route's first cell is not its cold start
-            cell = measure(base_url, plan(route, accounts), connections=concurrency, seconds=seconds, warmup=warmup)
-            floor = reference["floor"][str(concurrency)]["requests_per_second"]
+        results[route] = _series(base_url, plan(route, accounts), concurrencies, seconds)
+        for concurrency, cell in results[route].items():
+            floor = reference["floor"][concurrency]["requests_per_second"]
             cell["vs_floor"] = cell["requests_per_second"] / floor if floor else float("nan")
-            results[route][str(concurrency)] = cell
     return results
 
 
@@ -138,9 +146,4 @@ def _measure_all(
     argv: list[str], concurrencies: tuple[int, ...], seconds: float, accounts: list[dict[str, str]]
 ) -> dict[str, Any]:
     with running(argv, {}) as server:
-        floor = plan("floor", accounts)
-        warmup = min(1.0, seconds)
-        return {
-            str(c): measure(server.base_url, floor, connections=c, seconds=seconds, warmup=warmup if i == 0 else 0.0)
-            for i, c in enumerate(concurrencies)
-        }
+        return _series(server.base_url, plan("floor", accounts), concurrencies, seconds)
