@@ -106,14 +106,17 @@ _ALL_HITS = (
     "matches AS MATERIALIZED (SELECT sd.article_id, sd.document\n{source}{where}),\n"
     "hits AS MATERIALIZED (SELECT sd.article_id, " + _RANK + " FROM matches sd " + _NEWEST_HITS + ")"
 )
+# Whether the newest SEARCH_SPAN documents are all there are (a blog of fewer articles):
+# then the first try already looked everywhere and is not repeated.
+_WHOLE_INDEX = f"(SELECT coalesce(max(article_id) - min(article_id) < {SEARCH_SPAN}, true) FROM search_documents)"
 _SEARCH_PAGE = (
     ",\npage AS (SELECT article_id, rank FROM hits ORDER BY rank DESC, article_id DESC"
     " LIMIT %(limit)s OFFSET %(offset)s)\n"
-    "SELECT" + _SUMMARY_COLUMNS + _VIEWER_FLAGS + ", (SELECT count(*) FROM hits) AS total\n"
+    "SELECT" + _SUMMARY_COLUMNS + _VIEWER_FLAGS + ", (SELECT count(*) FROM hits) AS total, {whole} AS whole\n"
     "FROM page JOIN articles a ON a.id = page.article_id JOIN users u ON u.id = a.author_id\n"
     "ORDER BY page.rank DESC, a.id DESC"
 )
-_SEARCH_COUNT = "\nSELECT count(*) AS total FROM hits"
+_SEARCH_COUNT = "\nSELECT count(*) AS total, {whole} AS whole FROM hits"
 
 
 # A filter used alone can bound the page's candidates by LIMIT + OFFSET, so its cost does
@@ -164,7 +167,8 @@ def _statements(chosen: tuple[str, ...], *, everything: bool = False) -> tuple[s
         hits = "WITH " + (_ALL_HITS if everything else _RECENT_HITS).format(
             source=source, where=_where(chosen, bounded=False)
         )
-        return hits + _SEARCH_PAGE, hits + _SEARCH_COUNT
+        whole = "true" if everything else _WHOLE_INDEX
+        return hits + _SEARCH_PAGE.format(whole=whole), hits + _SEARCH_COUNT.format(whole=whole)
     page = (
         "SELECT"
         + _SUMMARY_COLUMNS
@@ -586,19 +590,24 @@ async def unfavorite(slug: str, viewer_id: int) -> None:
 
 async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
     async with reading() as conn:
-        rows, total = await _run_page(conn, page_sql(params), params)
-        if params["q"] is not None and total < SEARCH_WINDOW:  # a rare word: look everywhere
-            rows, total = await _run_page(conn, page_sql(params, everything=True), params)
-    return [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows], total
+        rows, counted = await _run_page(conn, page_sql(params), params)
+        if params["q"] is not None and counted["total"] < SEARCH_WINDOW and not counted["whole"]:
+            # A word too rare for the newest documents, in an index larger than them.
+            rows, counted = await _run_page(conn, page_sql(params, everything=True), params)
+    articles = [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows]
+    return articles, int(counted["total"])
 
 
-async def _run_page(conn: Connection, statements: tuple[str, str], params: dict[str, Any]) -> tuple[list[Any], int]:
+async def _run_page(
+    conn: Connection, statements: tuple[str, str], params: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """The page's rows, and the row that counts them (a search page carries its count)."""
     page, count = statements
     rows = await (await conn.execute(page.encode(), params)).fetchall()
-    if rows and "total" in rows[0]:  # a search page counts its own window
-        return rows, int(rows[0]["total"])
-    total = await (await conn.execute(count.encode(), params)).fetchone()
-    return rows, int(total["total"]) if total else 0
+    if rows and "total" in rows[0]:
+        return rows, rows[0]
+    counted = await (await conn.execute(count.encode(), params)).fetchone()
+    return rows, counted or {"total": 0}
 
 
 async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[list[Article], int]:

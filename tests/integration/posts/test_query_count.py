@@ -51,3 +51,12 @@ async def test_list_and_feed_cost_is_constant_in_page_size(api: Api, statements:
     assert feed_small == feed_large
     assert filtered == large
     assert large <= 3  # the page, the count, and the session check on a cache miss
+
+
+async def test_a_search_the_newest_documents_answer_in_full_runs_once(api: Api, statements: list[str]) -> None:
+    """An index no larger than the newest span needs no second look for a rare word."""
+    reader = await api.register("reader")
+    await api.create_article(reader, "Gardens")
+    listed = await _page_cost(api, reader, statements, "/api/articles?limit=20")
+    searched = await _page_cost(api, reader, statements, "/api/articles?q=nowhere&limit=20")
+    assert searched == listed  # the page (empty) and its count, as for the list
