@@ -32,6 +32,7 @@ __all__ = [
     "configure_logging",
     "current_traceparent",
     "get_logger",
+    "logs_at",
     "merge_log_context",
     "metrics_text",
     "observe_request",
@@ -138,16 +139,22 @@ def merge_log_context(logger: Any, method: str, event_dict: structlog.typing.Eve
 
 
 _configured = False
+_level = logging.INFO
+
+
+def logs_at(level: int) -> bool:
+    """Whether a line at ``level`` would be written: a caller can skip building it."""
+    return level >= _level
 
 
 def configure_logging() -> None:
     """Set up structlog (and route stdlib logging through it) once per process."""
-    global _configured
+    global _configured, _level
     if _configured:
         return
     _configured = True
     settings = get_settings()
-    level = logging.getLevelNamesMapping()[settings.log_level.upper()]
+    level = _level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     # Every request writes a line, so the JSON path is structlog's fast one: orjson
     # straight to bytes on stdout (stdlib json and print cost ~10% of a cached read).
     renderer: structlog.typing.Processor

@@ -103,6 +103,20 @@ async def test_one_log_line_per_request_with_trace_and_user_but_no_secrets(api: 
     assert token not in json.dumps(logs, default=str)
 
 
+async def test_a_request_without_an_id_gets_a_fresh_one_and_probes_log_below_info(api: Api) -> None:
+    with capture_logs(processors=[merge_log_context]) as logs:
+        first = await api.get("/api/tags", headers={"X-Request-Id": "not an id: spaces"})
+        second = await api.get("/api/tags")
+        probe = await api.get("/health/liveness")
+
+    ids = [first.headers["x-request-id"], second.headers["x-request-id"], probe.headers["x-request-id"]]
+    assert all(len(given) == 16 and int(given, 16) >= 0 for given in ids)
+    assert len(set(ids)) == 3
+    finished = [entry for entry in logs if entry["event"] == "request_finished"]
+    assert [entry["route"] for entry in finished] == ["/api/tags", "/api/tags"]  # the probe's line is debug
+    assert [entry["request_id"] for entry in finished] == ids[:2]
+
+
 async def test_unexpected_errors_are_a_json_500_with_no_detail(
     api_for: ApiFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
