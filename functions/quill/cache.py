@@ -199,7 +199,7 @@ async def _hear(channel: str) -> None:
 
 def key(*parts: str | int) -> str:
     """A namespaced key: ``<prefix><part>:<part>``."""
-    return get_settings().redis_prefix + ":".join(str(part) for part in parts)
+    return get_settings().redis_prefix + ":".join(map(str, parts))
 
 
 def report_outage(operation: str, exc: BaseException) -> None:

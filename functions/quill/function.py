@@ -160,7 +160,7 @@ class Function:
                 route = endpoint.path
                 bind_log_context(route=route)
                 request.scope["path_params"] = params
-                response = await self._dispatch(endpoint, request)
+                response = await self._dispatch(endpoint, request, edge.get(b"authorization"))
         except ApiError as exc:
             response = json(exc.body(), exc.status_code, exc.headers)
         except Exception:
@@ -170,12 +170,13 @@ class Function:
         response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
         elapsed = time.perf_counter() - started
         observe_request(self.name, route, request.method, response.status_code, elapsed)
-        log = _log.debug if route.startswith(("/health", "/metrics")) else _log.info
-        log("request_finished", status=response.status_code, duration_ms=round(elapsed * 1000, 2))
+        level = logging.DEBUG if route.startswith(_QUIET_ROUTES) else logging.INFO
+        if logs_at(level):  # a filtered line costs nothing, not even its fields
+            _log.log(level, "request_finished", status=response.status_code, duration_ms=round(elapsed * 1000, 2))
         return response
 
-    async def _dispatch(self, endpoint: Endpoint, request: Request) -> Response:
-        claims = await authenticate(request, endpoint.auth)
+    async def _dispatch(self, endpoint: Endpoint, request: Request, authorization: bytes | None) -> Response:
+        claims = await authenticate(authorization, endpoint.auth)
         if claims is not None:
             bind_log_context(user_id=claims.user_id)
             if endpoint.write:
@@ -183,7 +184,7 @@ class Function:
         return await endpoint.handler(Call(request, claims))
 
 
-_EDGE_HEADERS = frozenset({b"x-request-id", b"traceparent", b"origin"})
+_EDGE_HEADERS = frozenset({b"authorization", b"x-request-id", b"traceparent", b"origin"})
 
 
 def _edge_headers(scope: Scope) -> dict[bytes, bytes]:

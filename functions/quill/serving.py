@@ -35,8 +35,8 @@ MAX_HEADERS = 128
 
 
 def _too_many_headers(scope: Scope) -> bool:
-    headers = scope.get("headers", [])
-    return len(headers) > MAX_HEADERS or sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES
+    headers = scope["headers"]
+    return len(headers) > MAX_HEADERS or sum([len(name) + len(value) for name, value in headers]) > MAX_HEADER_BYTES
 
 
 class _Edge:
@@ -48,16 +48,20 @@ class _Edge:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _too_many_headers(scope):
-            body = {"errors": {"headers": [f"are too large (at most {MAX_HEADERS} headers, {MAX_HEADER_BYTES} bytes)"]}}
-            await JSONResponse(body, 431)(scope, receive, send)
+        if scope["type"] == "http":
+            if _too_many_headers(scope):
+                limits = f"at most {MAX_HEADERS} headers, {MAX_HEADER_BYTES} bytes"
+                await JSONResponse({"errors": {"headers": [f"are too large ({limits})"]}}, 431)(scope, receive, send)
+                return
+            if "\n" in scope["path"] or "\r" in scope["path"]:
+                await JSONResponse({"errors": {"route": ["not found"]}}, 404)(scope, receive, send)
+                return
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
             return
-        if scope["type"] == "http" and ("\n" in scope["path"] or "\r" in scope["path"]):
-            await JSONResponse({"errors": {"route": ["not found"]}}, 404)(scope, receive, send)
-            return
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":

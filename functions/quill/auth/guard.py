@@ -26,7 +26,10 @@ _SCHEMES = {"token", "bearer"}
 
 def bearer_token(request: Request) -> str | None:
     """The token of a ``Token``/``Bearer`` header; None without one, 401 for any other form."""
-    header = request.headers.get("authorization")
+    return _token_of(request.headers.get("authorization"))
+
+
+def _token_of(header: str | None) -> str | None:
     if header is None or not header.strip():
         return None
     scheme, _, token = header.strip().partition(" ")
@@ -35,10 +38,12 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def authenticate(request: Request, mode: AuthMode) -> Claims | None:
+async def authenticate(authorization: bytes | None, mode: AuthMode) -> Claims | None:
+    """The verified caller of a request whose ``Authorization`` header is ``authorization``
+    (the raw value, as the server parsed it; None without the header)."""
     if mode == "none":
         return None
-    token = bearer_token(request)
+    token = _token_of(authorization.decode("latin-1") if authorization is not None else None)
     if token is None:
         if mode == "required":
             raise token_missing()
