@@ -41,10 +41,13 @@ def _run(app: Any, function: str, host: str, port: int) -> None:
     gc.freeze()
     # Bounded: idle keep-alive connections close after 5 s, and past 1000 concurrent
     # requests a replica answers 503 at once rather than queueing without limit.
+    # No function speaks WebSocket: ws="none" spares every cold start the import of
+    # uvicorn's WebSocket protocol and the websockets package (~10 ms).
     uvicorn.run(
         app,
         host=host,
         port=port,
+        ws="none",
         access_log=False,
         log_level="warning",
         lifespan="on",

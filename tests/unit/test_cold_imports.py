@@ -37,3 +37,20 @@ def test_quill_serve_does_not_build_the_other_commands() -> None:
     assert light == set()
     full = _imported("from quill.cli import build_parser; build_parser().parse_args(['serve', 'posts'])")
     assert {"quill.eventscli", "quill.bench"} <= full
+
+
+def test_quill_serve_configures_uvicorn_without_websockets() -> None:
+    """No function speaks WebSocket; uvicorn's default would import the websockets
+    package on every cold start. The server is configured, not run: uvicorn.run is
+    replaced by loading the very Config it would build."""
+    setup = """
+import uvicorn
+from quill import cli
+def load_only(app, **options):
+    uvicorn.Config(app, **options).load()
+uvicorn.run = load_only
+cli._run(lambda scope, receive, send: None, "posts", "127.0.0.1", 0)
+"""
+    code = setup + "\nprint(json.dumps(sorted(n for n in ('websockets', 'wsproto') if n in sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", "import json, sys\n" + code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == []
