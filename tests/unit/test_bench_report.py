@@ -57,3 +57,12 @@ def test_the_mixed_report_is_a_markdown_table() -> None:
     text = markdown("mixed", result)
     assert text.startswith("# quill bench mixed")
     assert "| 100 | 100 | 1.0 | 2.0 | 3.0 | 4.0 | 0 |" in text
+
+
+def test_the_client_libraries_baseline_is_shown_beside_the_worst_start_and_never_judged() -> None:
+    results = _results(posts_ratio=1.6, mixed_errors=0)
+    cold = results["coldstart"]["targets"]
+    cold["clients"] = {**cold["floor"], "first_route_vs_floor": 1.45}
+    row = {row["target"]: row for row in targets(results)}["cold start to first real 200 <= 1.3x floor"]
+    assert row["measured"] == "worst posts 1.60x (the client libraries alone: 1.45x)"
+    assert not row["met"]

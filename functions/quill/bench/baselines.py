@@ -1,7 +1,11 @@
-"""The two baselines Quill's timings are compared with, measured in the same run.
+"""The baselines Quill's timings are compared with, measured in the same run.
 
 - floor: a trivial ``functions_framework.aio`` http function under uvicorn;
-- ceiling: a bare Starlette app under uvicorn (no functions-framework at all).
+- ceiling: a bare Starlette app under uvicorn (no functions-framework at all);
+- clients (cold start only): the floor's function in a module that also imports the
+  client libraries every Quill HTTP function loads before its first real 200, and
+  nothing of Quill. Its ratio to the floor is the least any function built on those
+  libraries can reach, whatever its own code does.
 """
 
 from __future__ import annotations
@@ -9,9 +13,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["NAMES", "write"]
+__all__ = ["CLIENT_LIBRARIES", "COLD_START_NAMES", "NAMES", "write"]
 
 NAMES = ("floor", "ceiling")
+COLD_START_NAMES = (*NAMES, "clients")
+
+# What `quill serve <function>` imports before its readiness probe can answer 200:
+# PostgreSQL and Redis clients (the probe pings both), logs and metrics.
+CLIENT_LIBRARIES = ("psycopg", "psycopg_pool", "redis.asyncio", "structlog", "prometheus_client")
 
 _FLOOR = """
 from functions_framework.aio import http
@@ -20,14 +29,24 @@ from functions_framework.aio import http
 async def floor(request):
     return "ok"
 """
-_FLOOR_SERVER = """
+_CLIENTS = (
+    "".join(f"import {name}  # noqa: F401\n" for name in CLIENT_LIBRARIES)
+    + """
+from functions_framework.aio import http
+
+@http
+async def clients(request):
+    return "ok"
+"""
+)
+_SERVER = """
 import os
 import sys
 import uvicorn
 from functions_framework.aio import create_asgi_app
 
-source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.py")
-app = create_asgi_app(target="floor", source=source)
+source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "%(name)s.py")
+app = create_asgi_app(target="%(name)s", source=source)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 _CEILING_SERVER = """
@@ -45,9 +64,11 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 """
 
 
-def write(folder: Path) -> dict[str, list[str]]:
-    """Write both servers into ``folder``; return the argv of each (the port goes last)."""
+def write(folder: Path, names: tuple[str, ...] = NAMES) -> dict[str, list[str]]:
+    """Write the servers of ``names`` into ``folder``; return the argv of each (the port goes last)."""
     (folder / "floor.py").write_text(_FLOOR)
-    (folder / "floor_server.py").write_text(_FLOOR_SERVER)
+    (folder / "clients.py").write_text(_CLIENTS)
+    for name in ("floor", "clients"):
+        (folder / f"{name}_server.py").write_text(_SERVER % {"name": name})
     (folder / "ceiling_server.py").write_text(_CEILING_SERVER)
-    return {name: [sys.executable, str(folder / f"{name}_server.py")] for name in NAMES}
+    return {name: [sys.executable, str(folder / f"{name}_server.py")] for name in names}

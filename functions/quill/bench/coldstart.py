@@ -1,6 +1,6 @@
 """Cold start of each function target, beside two baselines measured in the same run.
 
-- the floor and ceiling of ``quill.bench.baselines``;
+- the floor, ceiling and clients baselines of ``quill.bench.baselines``;
 - each Quill target: ``quill serve <target>``, exactly as its Knative Service starts it.
 
 Wall time from exec to the first 200 on the readiness path and on a real route, the
@@ -100,7 +100,7 @@ def run(admin_url: str, redis_url: str, *, runs: int = 7, targets: list[str] | N
             "LOG_LEVEL": "warning",
             "JWT_DEV_KEY_PATH": str(folder / "dev.pem"),
         }
-        plans = {name: (argv, "/", "/") for name, argv in baselines.write(folder).items()}
+        plans = {name: (argv, "/", "/") for name, argv in baselines.write(folder, baselines.COLD_START_NAMES).items()}
         for target in chosen:
             plans[target] = ([quill, "serve", target, "--port"], "/health/readiness", TARGETS[target])
         samples: dict[str, list[dict[str, float]]] = {name: [] for name in plans}

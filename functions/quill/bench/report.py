@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from quill.bench.baselines import COLD_START_NAMES
+
 __all__ = ["markdown", "targets"]
 
 
@@ -150,10 +152,13 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({"target": target, "measured": measured, "met": met})
 
     if cold := results.get("coldstart"):
-        quill = {k: v for k, v in cold["targets"].items() if k not in ("floor", "ceiling")}
+        quill = {k: v for k, v in cold["targets"].items() if k not in COLD_START_NAMES}
         worst = max(quill, key=lambda k: quill[k]["first_route_vs_floor"])
         ratio = quill[worst]["first_route_vs_floor"]
-        check("cold start to first real 200 <= 1.3x floor", f"worst {worst} {ratio:.2f}x", ratio <= 1.3)
+        measured = f"worst {worst} {ratio:.2f}x"
+        if clients := cold["targets"].get("clients"):
+            measured += f" (the client libraries alone: {clients['first_route_vs_floor']:.2f}x)"
+        check("cold start to first real 200 <= 1.3x floor", measured, ratio <= 1.3)
         rss = max(row["rss_mib"] for row in quill.values())
         check("RSS after first request < 90 MiB", f"max {rss:.0f} MiB", rss < 90)
     if warm := results.get("warm"):
