@@ -51,6 +51,7 @@ def load_only(app, **options):
 uvicorn.run = load_only
 cli._run(lambda scope, receive, send: None, "posts", "127.0.0.1", 0)
 """
-    code = setup + "\nprint(json.dumps(sorted(n for n in ('websockets', 'wsproto') if n in sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", "import json, sys\n" + code], capture_output=True, text=True, check=True)
+    report = "print(json.dumps([name for name in ('websockets', 'wsproto') if name in sys.modules]))"
+    code = f"import json, sys\n{setup}\n{report}"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert json.loads(done.stdout.splitlines()[-1]) == []
