@@ -7,6 +7,8 @@ RealWorld contract says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from typing import TYPE_CHECKING, Literal
 
 from starlette.requests import Request
@@ -38,6 +40,16 @@ def _token_of(header: str | None) -> str | None:
     return token.strip()
 
 
+@cache
+def _decoder() -> Callable[[str], Claims]:
+    """The token decoder, imported on the first token (once: an import statement in the
+    request path costs a lookup on every call). PyJWT and cryptography cost a cold start
+    ~30 ms that anonymous reads and health probes never need."""
+    from quill.auth.tokens import decode_access_token
+
+    return decode_access_token
+
+
 async def authenticate(authorization: bytes | None, mode: AuthMode) -> Claims | None:
     """The verified caller of a request whose ``Authorization`` header is ``authorization``
     (the raw value, as the server parsed it; None without the header)."""
@@ -48,11 +60,7 @@ async def authenticate(authorization: bytes | None, mode: AuthMode) -> Claims | 
         if mode == "required":
             raise token_missing()
         return None
-    # Imported on the first token: PyJWT and cryptography cost a cold start ~30 ms that
-    # anonymous reads and health probes never need.
-    from quill.auth.tokens import decode_access_token
-
-    claims = decode_access_token(token)
+    claims = _decoder()(token)
     if not await is_live(claims.session_id):
         raise token_invalid()
     return claims

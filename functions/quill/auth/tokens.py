@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -153,26 +153,46 @@ def decode_access_token(token: str) -> Claims:
     A token that verified once is remembered (per settings) until it expires: a client
     sends the same token on every request, and checking it again costs ~0.1 ms of
     Ed25519 and base64 per request. Revocation is the session check's job, not this."""
-    claims = _verified(token, get_settings())
+    settings = get_settings()
+    trust = _Trust(
+        settings.jwt_private_key,
+        settings.jwt_public_keys,
+        settings.jwt_dev_key_path,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+    )
+    claims = _verified(token, trust)
     if claims.expires_at + _LEEWAY_SECONDS < time.time():
         raise token_invalid()
     return claims
 
 
+class _Trust(NamedTuple):
+    """The settings a token's verdict depends on, which key the remembered verdicts.
+    Not ``Settings`` itself: its generated hash walks every field on each call, ~3% of
+    a signed-in read."""
+
+    private_key: str | None
+    public_keys: tuple[str, ...]
+    dev_key_path: str
+    issuer: str
+    audience: str
+
+
 @lru_cache(maxsize=4096)
-def _verified(token: str, settings: Settings) -> Claims:
+def _verified(token: str, trust: _Trust) -> Claims:
     """Raises (and so remembers nothing) for a token that does not verify."""
     try:
         header = jwt.get_unverified_header(token)
-        public = _key_set_for(settings).public_keys.get(str(header.get("kid")))
+        public = key_set().public_keys.get(str(header.get("kid")))
         if public is None or header.get("alg") != _ALGORITHM:
             raise token_invalid()
         payload: dict[str, Any] = jwt.decode(
             token,
             public,
             algorithms=[_ALGORITHM],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
+            audience=trust.audience,
+            issuer=trust.issuer,
             leeway=_LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "nbf", "sub", "jti", "sid", "iss", "aud"]},
         )
