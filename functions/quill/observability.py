@@ -6,16 +6,21 @@ templates and status codes, never raw paths or ids, so series stay bounded.
 
 from __future__ import annotations
 
-import functools
+import bisect
+import itertools
 import logging
 import sys
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
 import orjson
 import structlog
 import structlog.tracebacks
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from quill.settings import get_settings
 
@@ -26,8 +31,6 @@ __all__ = [
     "EVENTS_PUBLISHED",
     "OUTBOX_PENDING",
     "RATE_LIMITED",
-    "REQUESTS",
-    "REQUEST_SECONDS",
     "bind_log_context",
     "configure_logging",
     "current_traceparent",
@@ -40,17 +43,6 @@ __all__ = [
     "start_log_context",
 ]
 
-REQUESTS = Counter(
-    "quill_http_requests_total",
-    "HTTP requests answered, by function, route template, method and status.",
-    ["function", "route", "method", "status"],
-)
-REQUEST_SECONDS = Histogram(
-    "quill_http_request_duration_seconds",
-    "Time to answer an HTTP request, by function and route template.",
-    ["function", "route", "method"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
 DEPENDENCY_ERRORS = Counter(
     "quill_dependency_errors_total",
     "Calls to a dependency that failed and were answered by a fallback.",
@@ -88,17 +80,53 @@ for _outcome in ("sent", "failed"):
     EVENTS_PUBLISHED.labels(_outcome)
 
 
-@functools.lru_cache(maxsize=4096)
-def _request_series(function: str, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
-    """The labelled children of one request series. ``labels()`` takes a lock and builds a
-    key on each call; the label values are bounded (route templates, parsed methods)."""
-    return REQUESTS.labels(function, route, method, str(status)), REQUEST_SECONDS.labels(function, route, method)
+_DURATION_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Requests answered, by (function, route template, method, status); and per (function,
+# route template, method): a count per duration bucket (the last one past every bound)
+# and the sum of durations. Label values are bounded: templates and parsed methods.
+_answered: dict[tuple[str, str, str, str], int] = {}
+_durations: dict[tuple[str, str, str], list[float]] = {}
 
 
 def observe_request(function: str, route: str, method: str, status: int, seconds: float) -> None:
-    count, duration = _request_series(function, route, method, status)
-    count.inc()
-    duration.observe(seconds)
+    """Count one answered request. Plain numbers, not prometheus_client's Counter and
+    Histogram: those take a lock per update (~6% of a cached read), and requests are
+    counted on the event loop's one thread. ``_RequestCollector`` hands them over on scrape."""
+    answered = (function, route, method, str(status))
+    _answered[answered] = _answered.get(answered, 0) + 1
+    timed = (function, route, method)
+    series = _durations.get(timed)
+    if series is None:
+        series = _durations[timed] = [0.0] * (len(_DURATION_BOUNDS) + 2)
+    series[bisect.bisect_left(_DURATION_BOUNDS, seconds)] += 1
+    series[-1] += seconds
+
+
+class _RequestCollector(Collector):
+    """The request series in Prometheus's shape, built when /metrics is scraped."""
+
+    def collect(self) -> Iterator[Metric]:
+        answered = CounterMetricFamily(
+            "quill_http_requests",
+            "HTTP requests answered, by function, route template, method and status.",
+            labels=["function", "route", "method", "status"],
+        )
+        for status_labels, count in list(_answered.items()):
+            answered.add_metric(status_labels, count)
+        yield answered
+        durations = HistogramMetricFamily(
+            "quill_http_request_duration_seconds",
+            "Time to answer an HTTP request, by function and route template.",
+            labels=["function", "route", "method"],
+        )
+        bounds = [*map(floatToGoString, _DURATION_BOUNDS), "+Inf"]
+        for route_labels, series in list(_durations.items()):
+            cumulative = itertools.accumulate(series[:-1])
+            durations.add_metric(route_labels, list(zip(bounds, cumulative, strict=True)), series[-1])
+        yield durations
+
+
+REGISTRY.register(_RequestCollector())
 
 
 _traceparent: ContextVar[str | None] = ContextVar("quill_traceparent", default=None)
