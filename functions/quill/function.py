@@ -200,11 +200,13 @@ def _request_id(given: bytes) -> str:
     """The caller's id if it is sane, else a new one. An id correlates log lines and is
     no secret: ``random`` makes one without the system call ``secrets`` costs."""
     text = given.decode("latin-1")
-    return text if _REQUEST_ID.match(text) else f"{random.getrandbits(64):016x}"
+    return text if given and _REQUEST_ID.match(text) else f"{random.getrandbits(64):016x}"
 
 
 def _traceparent(given: bytes) -> str | None:
     """The W3C ``traceparent`` header if it is well formed."""
+    if not given:  # most requests carry none
+        return None
     header = given.decode("latin-1").strip()
     return header if _TRACEPARENT.match(header) else None
 
