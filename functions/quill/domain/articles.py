@@ -463,14 +463,18 @@ async def create(author_id: int, new: NewArticle) -> str:
 
 
 async def get(slug: str, viewer_id: int | None) -> Article:
-    return await _get(slug, viewer_id, await cache.load_view(article_key(slug)))
-
-
-async def _get(slug: str, viewer_id: int | None, view: dict[str, Any] | None) -> Article:
-    """The article for this viewer, given the cached view (``None`` on a miss)."""
     name = article_key(slug)
+    return await _get(slug, viewer_id, name, await cache.load_view(name))
+
+
+def _as_anonymous(view: dict[str, Any]) -> Article:
+    return _from_row(_from_view(view), favorited=False, following=False)
+
+
+async def _get(slug: str, viewer_id: int | None, name: str, view: dict[str, Any] | None) -> Article:
+    """The article for this viewer, given its cache key and the cached view (``None`` on a miss)."""
     if view is not None and viewer_id is None:  # the common read: Redis alone
-        return _from_row(_from_view(view), favorited=False, following=False)
+        return _as_anonymous(view)
     async with reading() as conn:
         if view is None:
             row = await (await conn.execute(_ONE, (slug,))).fetchone()
@@ -494,8 +498,8 @@ async def anonymous(slug: str, render: Callable[[Article], bytes]) -> bytes:
     name = article_key(slug)
     view = await cache.load_view(name)
     if view is None:  # a miss: read and cache the article, render it this once
-        return render(await _get(slug, None, None))
-    return cache.rendered(name, view, lambda: render(_from_row(_from_view(view), favorited=False, following=False)))
+        return render(await _get(slug, None, name, None))
+    return cache.rendered(name, view, lambda: render(_as_anonymous(view)))
 
 
 async def id_of(conn: Connection, slug: str) -> tuple[int, int]:
