@@ -20,7 +20,7 @@ from quill.settings import get_settings
 
 def _signed_in(user: User, session: sessions.Session, status_code: int = 200) -> Response:
     """The RealWorld user body, with the session's refresh token in a header (an extension)."""
-    token = tokens.issue_access_token(user.id, session.id)
+    token = tokens.issue_access_token(user.id, session.id, session.expires_at)
     return json(wire.user(user, token), status_code, {"X-Refresh-Token": session.refresh_token})
 
 
@@ -60,7 +60,10 @@ async def update_user(call: Call) -> Response:
         raise token_invalid()
     changes = users.parse_changes(await read_wrapped(call.request, "user"))
     updated = await users.update(user, changes, call.session_id)
-    return json(wire.user(updated, tokens.issue_access_token(updated.id, call.session_id)))
+    ends = await sessions.ends_at(call.session_id)
+    if ends is None:
+        raise token_invalid()
+    return json(wire.user(updated, tokens.issue_access_token(updated.id, call.session_id, ends)))
 
 
 async def refresh(call: Call) -> Response:
