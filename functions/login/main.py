@@ -12,7 +12,7 @@ from quill.auth.guard import bearer_token
 from quill.domain import users
 from quill.domain.fields import Fields
 from quill.domain.values import User
-from quill.errors import Unauthorized, token_invalid
+from quill.errors import token_invalid
 from quill.function import Call, Endpoint, Function
 from quill.http import client_ip, empty, json, read_wrapped
 from quill.settings import get_settings
@@ -31,18 +31,16 @@ async def register(call: Call) -> Response:
 
 
 async def log_in(call: Call) -> Response:
+    """Each attempt is counted before its password is checked, atomically: however many
+    arrive at once, at most the account's limit of passwords is ever tried per window."""
     settings = get_settings()
     fields = Fields(await read_wrapped(call.request, "user"))
     email, password = fields.required("email", 254), fields.required("password", 256)
     fields.done()
-    account = email.lower()
+    account = users.canonical_email(email)
     await ratelimit.hit("login_ip", client_ip(call.request), settings.login_per_ip)
-    await ratelimit.check("login_account", account, settings.login_per_account)
-    try:
-        user = await users.authenticate(email, password)
-    except Unauthorized:
-        await ratelimit.hit("login_account", account, settings.login_per_account)
-        raise
+    await ratelimit.hit("login_account", account, settings.login_per_account)
+    user = await users.authenticate(account, password)
     await ratelimit.reset("login_account", account)
     return _signed_in(user, await sessions.begin(user.id))
 
