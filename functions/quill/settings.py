@@ -65,6 +65,7 @@ class Settings:
     login_per_account: RateLimit = field(default_factory=lambda: RateLimit(10, 900))
     login_per_ip: RateLimit = field(default_factory=lambda: RateLimit(300, 60))
     writes_per_user: RateLimit = field(default_factory=lambda: RateLimit(300, 60))
+    password_hash_concurrency: int = 2
     trusted_proxy_hops: int = 0
     max_body_bytes: int = 1_048_576
     cors_allow_origins: tuple[str, ...] = ("*",)
@@ -187,6 +188,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_per_account=_rate(env, "RATE_LIMIT_LOGIN_ACCOUNT", RateLimit(10, 900)),
         login_per_ip=_rate(env, "RATE_LIMIT_LOGIN_IP", RateLimit(300, 60)),
         writes_per_user=_rate(env, "RATE_LIMIT_WRITES", RateLimit(300, 60)),
+        password_hash_concurrency=_int(env, "PASSWORD_HASH_CONCURRENCY", 2, minimum=1),
         trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
         cors_allow_origins=tuple(
