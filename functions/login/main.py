@@ -14,14 +14,14 @@ from quill.domain.fields import Fields
 from quill.domain.values import User
 from quill.errors import token_invalid
 from quill.function import Call, Endpoint, Function
-from quill.http import client_ip, empty, json, read_wrapped
+from quill.http import NO_STORE, client_ip, empty, json, read_wrapped
 from quill.settings import get_settings
 
 
 def _signed_in(user: User, session: sessions.Session, status_code: int = 200) -> Response:
     """The RealWorld user body, with the session's refresh token in a header (an extension)."""
     token = tokens.issue_access_token(user.id, session.id, session.expires_at)
-    return json(wire.user(user, token), status_code, {"X-Refresh-Token": session.refresh_token})
+    return json(wire.user(user, token), status_code, {**NO_STORE, "X-Refresh-Token": session.refresh_token})
 
 
 async def register(call: Call) -> Response:
@@ -49,7 +49,7 @@ async def current_user(call: Call) -> Response:
     user = await users.get(call.user_id)
     if user is None:
         raise token_invalid()
-    return json(wire.user(user, bearer_token(call.request) or ""))
+    return json(wire.user(user, bearer_token(call.request) or ""), headers=NO_STORE)
 
 
 async def update_user(call: Call) -> Response:
@@ -61,7 +61,7 @@ async def update_user(call: Call) -> Response:
     ends = await sessions.ends_at(call.session_id)
     if ends is None:
         raise token_invalid()
-    return json(wire.user(updated, tokens.issue_access_token(updated.id, call.session_id, ends)))
+    return json(wire.user(updated, tokens.issue_access_token(updated.id, call.session_id, ends)), headers=NO_STORE)
 
 
 async def refresh(call: Call) -> Response:
