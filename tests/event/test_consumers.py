@@ -14,6 +14,7 @@ from quill import cache, events
 from quill.domain.views import article_key, profile_key
 from quill.settings import Settings
 from tests.conftest import Api, ApiFactory
+from tests.event.conftest import article_id_of, emitted
 
 
 def make_event(event_type: str, data: Any, source: str = "/producer/test", event_id: str | None = None) -> CloudEvent:
@@ -124,7 +125,7 @@ async def test_search_indexes_articles_and_q_finds_them_ranked_with_filters(api:
     b = await api.create_article(alice, "Gardening", body="A dragon appears once", tagList=["garden"])
     await api.create_article(alice, "Cooking", body="Nothing to see")
     for slug in (a["slug"], b["slug"]):
-        await deliver(search, make_event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, _id_of(slug))))
+        await deliver(search, make_event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, article_id_of(slug))))
 
     found = (await api.get("/api/articles?q=dragons")).json()
     filtered = (await api.get("/api/articles?q=dragon&tag=garden")).json()
@@ -135,36 +136,13 @@ async def test_search_indexes_articles_and_q_finds_them_ranked_with_filters(api:
     assert (await api.get("/api/articles?q=%22unmatched%20phrase%22")).json()["articlesCount"] == 0
 
 
-def _id_of(slug: str) -> int:
-    """The article id an event about it would carry."""
-    from quill.settings import get_settings
-
-    with psycopg.connect(get_settings().database_url) as conn:
-        row = conn.execute("SELECT id FROM articles WHERE slug = %s", (slug,)).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def emitted(event_type: str, subject: int) -> Any:
-    """The data of the last event of this type the writes put in the outbox for ``subject``."""
-    from quill.settings import get_settings
-
-    with psycopg.connect(get_settings().database_url) as conn:
-        row = conn.execute(
-            "SELECT data FROM outbox WHERE type = %s AND subject = %s ORDER BY id DESC LIMIT 1",
-            (event_type, str(subject)),
-        ).fetchone()
-    assert row is not None
-    return row[0]
-
-
 async def test_search_follows_updates_and_deletes_even_out_of_order(
     api: Api, api_for: ApiFactory, settings: Settings
 ) -> None:
     alice = await api.register("alice")
     search = await api_for("search")
     slug = (await api.create_article(alice, "Original words"))["slug"]
-    article_id = _id_of(slug)
+    article_id = article_id_of(slug)
     await api.put(f"/api/articles/{slug}", alice, json={"article": {"title": "Replacement text"}})
 
     # the update arrives before the create: the index still ends with the current title
@@ -272,7 +250,7 @@ async def test_a_handler_that_raises_on_a_valid_event_answers_500_and_the_retry_
 
     alice = await api.register("alice")
     slug = (await api.create_article(alice, "Dragons of the north"))["slug"]
-    event = make_event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, _id_of(slug)))
+    event = make_event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, article_id_of(slug)))
     search = await api_for("search")
 
     async def broken(*args: Any) -> None:

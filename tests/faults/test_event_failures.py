@@ -21,7 +21,7 @@ from quill.broker.local import LocalBroker
 from quill.domain import search as index
 from quill.settings import Settings, use_settings
 from tests.conftest import Api
-from tests.event.test_consumers import _id_of, emitted
+from tests.event.conftest import article_id_of, emitted
 from tests.integration.test_redis_outage import ThrowawayRedis
 
 # Spent in well under a second: any outage of the test outlasts them.
@@ -80,7 +80,7 @@ async def test_a_handler_bug_is_retried_by_the_broker_and_delivered_once_fixed(
 ) -> None:
     alice = await api.register("alice")
     slug = (await api.create_article(alice, "Dragons of the north"))["slug"]
-    good = event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, _id_of(slug)))
+    good = event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, article_id_of(slug)))
     reindex = index.reindex
     calls = 0
 
