@@ -163,6 +163,12 @@ async def test_unknown_route_and_wrong_method(api: Api) -> None:
 _ARTICLE = b'{"article": {"title": "t", "description": "d", "body": "b"}}'
 
 
+async def test_no_body_and_no_content_type_is_a_missing_body_422(api: Api) -> None:
+    alice = await api.register("alice")
+    response = await api.post("/api/articles", alice)
+    assert response.status_code == 422
+
+
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "text/json"])
 async def test_a_body_not_sent_as_json_is_415_and_changes_nothing(api: Api, content_type: str | None) -> None:
     alice = await api.register("alice")
