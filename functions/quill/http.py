@@ -96,8 +96,9 @@ async def read_wrapped(request: Request, wrapper: str) -> dict[str, Any]:
     """The object under ``wrapper`` in a JSON body such as ``{"article": {...}}``.
 
     The body must be sent as JSON (415 otherwise): a ``text/plain`` body is what a page on
-    another origin can send without a CORS preflight. No body at all is a missing field (422). Duplicate keys are not refused: the
-    last one wins, as in JavaScript's ``JSON.parse`` (RFC 8259 leaves it to the reader)."""
+    another origin can send without a CORS preflight. No body at all is a missing field
+    (422). Duplicate keys are not refused: the last one wins, as in JavaScript's
+    ``JSON.parse`` (RFC 8259 leaves it to the reader)."""
     content_type = request.headers.get("content-type")
     if content_type is not None and not _is_json(content_type):
         raise UnsupportedMediaType({"body": ["must be sent as application/json"]})
