@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -275,11 +274,7 @@ def http_probe(workload: Workload, probe_name: str) -> tuple[str, int | None]:
 
 
 def image_of(workloads_: list[Workload]) -> str:
-    images = {workload.container["image"] for workload in workloads_}
+    images = {str(workload.container["image"]) for workload in workloads_}
     if len(images) != 1:
         raise ManifestError(f"the workloads name more than one image: {sorted(images)}")
     return images.pop()
-
-
-def read(path: Path) -> list[dict[str, Any]]:
-    return load_all(path.read_text())

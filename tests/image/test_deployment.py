@@ -54,7 +54,7 @@ def test_image_holds_only_what_the_functions_run(docker: engine.Docker, image: I
     absent = ["pip", "setuptools", "pkg_resources", "wheel", "gunicorn", "uvicorn_worker", "watchdog", "watchfiles"]
     assert not any(found[name] for name in [*absent, "websockets", "dotenv"]), found
     # functions_framework imports flask at its top (even for .aio); uvloop and httptools serve every request.
-    assert found["flask"] and found["uvloop"] and found["httptools"] and found["quill"], found
+    assert all(found[name] for name in ("flask", "uvloop", "httptools", "quill")), found
     user = docker("image", "inspect", "--format", "{{.Config.User}}", image.tag).stdout.strip()
     assert user == "65532:65532"
 
@@ -113,12 +113,14 @@ def story(deployment: Deployment) -> Story:
         assert logged_in.status_code == 200, logged_in.text
         token = logged_in.json()["user"]["token"]
         me = client.get(login + "/api/user", headers=_auth(token))
-        assert me.status_code == 200 and me.json()["user"]["username"] == username, me.text
+        assert me.status_code == 200, me.text
+        assert me.json()["user"]["username"] == username
         changed = client.put(login + "/api/user", headers=_auth(token), json={"user": {"bio": "writes in containers"}})
         assert changed.status_code == 200, changed.text
         # The token login signed (private key) is verified by the others (public key).
         seen = client.get(profile + f"/api/profiles/{username}", headers=_auth(token))
-        assert seen.status_code == 200 and seen.json()["profile"]["bio"] == "writes in containers", seen.text
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["profile"]["bio"] == "writes in containers"
 
         article = {"title": f"Containers {WORD}", "description": "from the image", "body": f"{WORD} body"}
         created = client.post(posts + "/api/articles", headers=_auth(token), json={"article": article})
@@ -129,9 +131,11 @@ def story(deployment: Deployment) -> Story:
         assert updated.status_code == 200, updated.text
         slug = updated.json()["article"]["slug"]
         favorited = client.post(posts + f"/api/articles/{slug}/favorite", headers=_auth(token))
-        assert favorited.status_code == 200 and favorited.json()["article"]["favorited"] is True, favorited.text
+        assert favorited.status_code == 200, favorited.text
+        assert favorited.json()["article"]["favorited"] is True
         unfavorited = client.delete(posts + f"/api/articles/{slug}/favorite", headers=_auth(token))
-        assert unfavorited.status_code == 200 and unfavorited.json()["article"]["favorited"] is False
+        assert unfavorited.status_code == 200
+        assert unfavorited.json()["article"]["favorited"] is False
         doomed = client.post(
             posts + "/api/articles",
             headers=_auth(token),
@@ -218,9 +222,8 @@ def test_every_trigger_delivers_what_its_filter_accepts(story: Story, deployment
                 if trigger.subscriber == "cache" and type_ == "io.quill.article.updated.v1":
                     store.set(stale, json.dumps({"article": {"title": "stale"}}))
                 answer = _deliver(client, subscriber, *event)
-                assert answer.status_code == 202 and answer.content == b"", (
-                    f"{trigger.subscriber} answered {answer.status_code} {answer.text!r} to {type_}"
-                )
+                assert answer.status_code == 202, f"{trigger.subscriber} answered {answer.text!r} to {type_}"
+                assert answer.content == b"", "a reply body makes the broker treat it as a reply event"
                 row = conn.execute(
                     "SELECT 1 FROM processed_events WHERE consumer = %s AND event_id = %s",
                     (trigger.subscriber, event[0]["ce-id"]),
@@ -253,7 +256,9 @@ def test_dead_letter_sink_keeps_what_it_is_sent(deployment: Deployment) -> None:
     answer = httpx.post(deployment.services["deadletter"].url + "/", headers=headers, content=body, timeout=10)
     assert answer.status_code == 202, answer.text
     with psycopg.connect(deployment.database_url) as conn:
-        kept = conn.execute("SELECT count(*) FROM dead_letters WHERE event ->> 'id' = %s", (headers["ce-id"],)).fetchone()
+        kept = conn.execute(
+            "SELECT count(*) FROM dead_letters WHERE event ->> 'id' = %s", (headers["ce-id"],)
+        ).fetchone()
     assert kept == (1,)
 
 
@@ -328,7 +333,8 @@ def test_sigterm_drains_a_request_in_flight(story: Story, deployment: Deployment
     state = deployment.state(posts)
     assert state["ExitCode"] == 0, f"posts exited {state['ExitCode']} on SIGTERM:\n{deployment.logs(posts)}"
     assert took < timeout, f"posts took {took:.1f} s to stop, more than its timeoutSeconds {timeout}"
-    assert results and isinstance(results[0], httpx.Response), f"the request in flight was lost: {results}"
+    assert results, "the request in flight never returned"
+    assert isinstance(results[0], httpx.Response), f"the request in flight was lost: {results}"
     assert results[0].status_code == 201, results[0].text
     with psycopg.connect(deployment.database_url) as conn:
         assert conn.execute("SELECT count(*) FROM articles WHERE title = %s", (title,)).fetchone() == (1,)
@@ -344,7 +350,8 @@ def test_every_container_stops_cleanly_and_wrote_nothing(deployment: Deployment)
             took = time.monotonic() - started
             assert took < timeout, f"{container.name} took {took:.1f} s to stop (timeoutSeconds {timeout})"
         state = deployment.state(container)
-        assert state["ExitCode"] == 0 and not state["OOMKilled"], f"{container.name}: {state}"
+        assert state["ExitCode"] == 0, f"{container.name}: {state}"
+        assert not state["OOMKilled"], f"{container.name}: {state}"
         diff = deployment.docker("diff", container.name).stdout
         assert diff == "", f"{container.name} wrote outside its volumes:\n{diff}"
 
