@@ -1,7 +1,7 @@
 # One image for the whole bundle: every function, selected at run time by FUNCTION_TARGET.
 # It installs only what requirements/runtime.lock pins, from a wheelhouse prepared beside
 # this file, checked by hash, with no index and no network (docs/deploy.md):
-#   pip download --no-deps --require-hashes --only-binary=:all: -r requirements/runtime.lock -d wheels
+#   python -m tests.image.engine wheels    # pip download of the lock's lines for CPython 3.11 on Linux
 #   docker build --network none -t quill .
 # Run (the image is QUILL_ENV=prod, so posts needs the token-verifying public key; make one
 # with `openssl genpkey -algorithm ed25519 -out private.pem && openssl pkey -in private.pem

@@ -345,3 +345,23 @@ def container_rss_kib(docker: engine.Docker, name: str) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS for {name}")
+
+
+def remote_ports(docker: engine.Docker, name: str) -> set[int]:
+    """The remote ports of the established TCP connections the container's main process holds."""
+    pid = docker("inspect", "--format", "{{.State.Pid}}", name, timeout=30).stdout.strip()
+    inodes = set()
+    for link in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(link)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and fields[9] in inodes:  # 01: ESTABLISHED
+                ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports

@@ -243,7 +243,8 @@ def wheelhouse() -> Path:
     folder = CACHE / f"wheels-{key}"
     if (folder / ".complete").is_file():
         return folder
-    shutil.rmtree(folder, ignore_errors=True)
+    for stale in CACHE.glob("wheels-*"):  # an older lock's
+        shutil.rmtree(stale, ignore_errors=True)
     folder.mkdir(parents=True)
     requirements = folder / ".requirements.txt"
     requirements.write_text(_image_requirements())
@@ -296,3 +297,17 @@ def build(docker: Docker, base: str, tag: str) -> float:
             what="docker build",
         )
         return time.monotonic() - started
+
+
+def main(argv: list[str]) -> None:
+    """``python -m tests.image.engine wheels [DEST]``: the wheelhouse ``docker build`` needs, in DEST (./wheels)."""
+    if not argv or argv[0] != "wheels":
+        raise SystemExit("usage: python -m tests.image.engine wheels [DEST]")
+    dest = Path(argv[1] if len(argv) > 1 else ROOT / "wheels")
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(wheelhouse(), dest, ignore=shutil.ignore_patterns(".*"))
+    print(f"{len(list(dest.glob('*.whl')))} wheels in {dest}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

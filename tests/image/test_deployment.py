@@ -30,8 +30,8 @@ import yaml
 from quill.broker.config import TriggerConfig
 from quill.broker.filters import matches
 from tests.image import engine
-from tests.image.conftest import Container, Deployment, Image, container_rss_kib, free_port
-from tests.image.manifests import ed25519_keys, http_probe
+from tests.image.conftest import Container, Deployment, Image, container_rss_kib, free_port, remote_ports
+from tests.image.manifests import ed25519_keys, http_probe, memory_bytes
 from tests.manifest.validation import ROOT
 
 CATALOG = [entry["type"] for entry in yaml.safe_load((ROOT / "eventing" / "catalog.yaml").read_text())["types"]]
@@ -88,6 +88,11 @@ def test_every_service_is_ready_and_live(deployment: Deployment) -> None:
             assert container.workload.container["ports"][0]["containerPort"] == 8080
             path, _ = http_probe(container.workload, "livenessProbe")
             assert client.get(container.url + path).status_code == 200, container.name
+            context = container.workload.container.get("securityContext", {})
+            if context.get("runAsNonRoot"):
+                pid = deployment.docker("inspect", "--format", "{{.State.Pid}}", container.name).stdout.strip()
+                uids = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line[:4] == "Uid:")
+                assert "0" not in uids.split()[1:], f"{container.name} runs as root: {uids}"
 
 
 @dataclass(frozen=True)
@@ -291,12 +296,30 @@ def test_outbox_relay_sends_every_committed_event_exactly_once(story: Story, dep
     assert all(count == 1 for count in arrived.values()), f"sent more than once: {arrived.most_common(3)}"
 
 
+def test_every_container_talks_only_to_the_servers_it_was_given(deployment: Deployment) -> None:
+    """A missing DATABASE_URL or REDIS_URL falls back to 127.0.0.1's default ports, which on the
+    host's network are the machine's own servers: only the connections show such a mismatch."""
+    redis_port = int(deployment.redis_url.rsplit(":", 1)[1].split("/")[0])
+    database_port = psycopg.conninfo.conninfo_to_dict(deployment.database_url).get("port") or 5432
+    sink_port = int(deployment.sink.url.rsplit(":", 1)[1].strip("/"))
+    allowed = {redis_port, int(database_port), sink_port}
+    with httpx.Client(timeout=5) as client:
+        for container in deployment.services.values():
+            client.get(container.url + "/health/readiness")  # opens the pools if they were idle
+    for name, container in deployment.services.items():
+        ports = remote_ports(deployment.docker, container.name)
+        assert ports <= allowed, f"{name} is connected to ports {sorted(ports - allowed)}, not given to it"
+        env = {item["name"] for item in container.workload.container.get("env", [])}
+        if "REDIS_URL" in env and name in {"login", "posts", "cache"}:
+            assert redis_port in ports, f"{name} has no connection to the Redis it was given"
+
+
 def test_memory_after_first_requests_is_within_limits(deployment: Deployment) -> None:
     for name, container in deployment.services.items():
         rss = container_rss_kib(deployment.docker, container.name)
         limit = container.workload.container["resources"]["limits"]["memory"]
         print(f"rss {name}: {rss / 1024:.1f} MiB (limit {limit})")
-        assert rss * 1024 < int(limit.removesuffix("Mi")) * 2**20, f"{name} uses {rss} KiB"
+        assert rss * 1024 < memory_bytes(limit), f"{name} uses {rss} KiB"
 
 
 def test_sigterm_drains_a_request_in_flight(story: Story, deployment: Deployment) -> None:
