@@ -279,7 +279,7 @@ def build(docker: Docker, base: str, tag: str) -> float:
             source, target = ROOT / name, context / name
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():
-                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                shutil.copytree(source, target)  # .dockerignore (copied too) filters, as in a real build
             else:
                 shutil.copy2(source, target)
         shutil.copytree(wheels, context / "wheels", ignore=shutil.ignore_patterns(".*"))

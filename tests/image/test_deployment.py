@@ -59,6 +59,31 @@ def test_image_holds_only_what_the_functions_run(docker: engine.Docker, image: I
     assert user == "65532:65532"
 
 
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_image_holds_exactly_the_lock(docker: engine.Docker, image: Image) -> None:
+    listing = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    )
+    done = docker("run", "--rm", "--network", "none", "--entrypoint", "python", image.tag, "-c", listing)
+    installed = {_normal(name): version for name, version in json.loads(done.stdout).items()}
+    pinned, unconditional = {}, set()
+    for line in engine.LOCK.read_text().replace("\\\n", " ").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            pin, _, rest = line.partition(" --hash")[0].partition(";")
+            name, version = pin.strip().split("==")
+            pinned[_normal(name)] = version
+            if not rest.strip():
+                unconditional.add(_normal(name))
+    assert {name: version for name, version in installed.items() if pinned.get(name) != version} == {}, (
+        "the image holds packages the lock does not pin"
+    )
+    assert unconditional <= set(installed), f"not installed: {sorted(unconditional - set(installed))}"
+
+
 def test_migrations_job_completes_and_can_run_again(deployment: Deployment) -> None:
     assert "migrations applied: 0001_core" in deployment.migrate_output, deployment.migrate_output
     (job,) = deployment.jobs.values()
