@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -365,3 +365,15 @@ def remote_ports(docker: engine.Docker, name: str) -> set[int]:
             if fields[3] == "01" and fields[9] in inodes:  # 01: ESTABLISHED
                 ports.add(int(fields[2].rsplit(":", 1)[1], 16))
     return ports
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A failed test shows the end of every container's log: the cause is usually there."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    found = getattr(item, "funcargs", {}).get("deployment")
+    if report.when == "call" and report.failed and isinstance(found, Deployment):
+        for name, container in found.services.items():
+            tail = "\n".join(found.logs(container).splitlines()[-20:])
+            report.sections.append((f"container log: {name} (last 20 lines)", tail))

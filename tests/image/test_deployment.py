@@ -252,7 +252,9 @@ def test_every_trigger_delivers_what_its_filter_accepts(story: Story, deployment
                 if trigger.subscriber == "cache" and type_ == "io.quill.article.updated.v1":
                     store.set(stale, json.dumps({"article": {"title": "stale"}}))
                 answer = _deliver(client, subscriber, *event)
-                assert answer.status_code == 202, f"{trigger.subscriber} answered {answer.text!r} to {type_}"
+                assert answer.status_code == 202, (
+                    f"{trigger.subscriber} answered {answer.text!r} to {type_}:\n{deployment.logs(subscriber)}"
+                )
                 assert answer.content == b"", "a reply body makes the broker treat it as a reply event"
                 row = conn.execute(
                     "SELECT 1 FROM processed_events WHERE consumer = %s AND event_id = %s",
