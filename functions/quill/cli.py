@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -35,6 +36,8 @@ def _run(app: Any, function: str, host: str, port: int) -> None:
 
     import uvicorn
 
+    from quill.serving import http_protocol
+
     print(f"quill: {function} listening on http://{host}:{port}", flush=True)
     # Everything imported so far lives as long as the process: out of the collector's
     # sight, a full collection no longer walks it (shorter pauses, fewer p99 spikes).
@@ -43,10 +46,17 @@ def _run(app: Any, function: str, host: str, port: int) -> None:
     # requests a replica answers 503 at once rather than queueing without limit.
     # No function speaks WebSocket: ws="none" spares every cold start the import of
     # uvicorn's WebSocket protocol and the websockets package (~10 ms).
+    # proxy_headers=False: Quill alone decides the client's address (quill.http.client_ip,
+    # from TRUSTED_PROXY_HOPS); uvicorn's default trusts X-Forwarded-For from 127.0.0.1,
+    # which is every local client and, in a cluster, Knative's queue-proxy.
+    # server_header=False: no "server: uvicorn" banner.
     uvicorn.run(
         app,
         host=host,
         port=port,
+        http=http_protocol(),
+        proxy_headers=False,
+        server_header=False,
         ws="none",
         access_log=False,
         log_level="warning",
@@ -88,7 +98,31 @@ def cmd_serve(args: argparse.Namespace) -> None:
     _run(create_app(args.function), args.function, args.host, args.port)
 
 
+def _interrupt_on_termination() -> None:
+    """Make SIGTERM and SIGHUP stop ``quill dev`` the way Ctrl-C does.
+
+    uvicorn handles SIGTERM while it serves, then raises it again after its shutdown, and
+    Python's default for SIGTERM (and SIGHUP) is to die on the spot: the ExitStack that
+    stops the embedded PostgreSQL and Redis never ran, and both outlived ``quill dev``.
+    As a KeyboardInterrupt, a signal from a process manager, a container runtime, ``kill``
+    or a closed terminal unwinds that stack, at any stage of the start-up too."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
+    _interrupt_on_termination()
+    try:
+        _dev(args)
+    except KeyboardInterrupt:  # the servers it started are stopped by now
+        print("quill: stopped", flush=True)
+
+
+def _dev(args: argparse.Namespace) -> None:
     from quill import embedded
 
     data = Path(args.data_dir).resolve()

@@ -13,10 +13,12 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from quill.errors import PayloadTooLarge, Unprocessable
+from quill.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from quill.settings import get_settings
 
 __all__ = [
+    "NOSNIFF",
+    "NO_STORE",
     "JSONResponse",
     "client_ip",
     "empty",
@@ -29,6 +31,10 @@ __all__ = [
 ]
 
 _JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+# X-Content-Type-Options on every response: a browser never sniffs a body into HTML.
+NOSNIFF = b"nosniff"
+# Cache-Control on every response that carries a token: no cache or proxy keeps one.
+NO_STORE = {"Cache-Control": "no-store"}
 _MAX_DEPTH = 32
 
 
@@ -81,9 +87,24 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 async def read_wrapped(request: Request, wrapper: str) -> dict[str, Any]:
-    """The object under ``wrapper`` in a JSON body such as ``{"article": {...}}``."""
+    """The object under ``wrapper`` in a JSON body such as ``{"article": {...}}``.
+
+    The body must be sent as JSON (415 otherwise): a ``text/plain`` body is what a page on
+    another origin can send without a CORS preflight. No body at all is a missing field
+    (422). Duplicate keys are not refused: the last one wins, as in JavaScript's
+    ``JSON.parse`` (RFC 8259 leaves it to the reader)."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _is_json(content_type):
+        raise UnsupportedMediaType({"body": ["must be sent as application/json"]})
     raw = await read_body(request)
+    if content_type is None and raw:
+        raise UnsupportedMediaType({"body": ["must be sent as application/json"]})
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -117,7 +138,9 @@ def query_text(request: Request, name: str, max_length: int = 256) -> str | None
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    if len(raw) > max_length or "\x00" in raw:
+    if "\x00" in raw:
+        raise Unprocessable({name: ["must not contain NUL characters"]})
+    if len(raw) > max_length:
         raise Unprocessable({name: [f"must be text of at most {max_length} characters"]})
     return raw
 
@@ -130,12 +153,25 @@ def page(request: Request) -> tuple[int, int]:
 
 
 def client_ip(request: Request) -> str:
-    """The caller's address, trusting only as many X-Forwarded-For hops as configured."""
+    """The caller's address: the peer's, or with ``TRUSTED_PROXY_HOPS=n`` the n-th
+    ``X-Forwarded-For`` entry from the right, appended by the outermost trusted proxy.
+
+    Loopback entries are the pod's own proxies (Knative's queue-proxy, the Istio sidecar:
+    they append 127.0.0.1) and are never counted as hops; only Quill reads the header
+    (the server does not rewrite the peer from it)."""
     hops = get_settings().trusted_proxy_hops
     peer = request.client.host if request.client else "unknown"
     if hops == 0:
         return peer
-    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+    forwarded = [
+        entry
+        for part in request.headers.get("x-forwarded-for", "").split(",")
+        if (entry := part.strip()) and not _is_loopback(entry)
+    ]
     if len(forwarded) >= hops:
         return forwarded[-hops]
     return peer
+
+
+def _is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address in ("::1", "localhost")
