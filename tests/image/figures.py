@@ -53,13 +53,15 @@ FLOOR_SERVE = (
 )
 FLOOR_DOCKERFILE = f"""\
 ARG PYTHON_IMAGE
-FROM ${{PYTHON_IMAGE}}
+FROM ${{PYTHON_IMAGE}} AS builder
 COPY wheels /wheels
 COPY requirements.txt /requirements.txt
 RUN python -m venv /opt/pip && python -m venv --without-pip /opt/floor \\
  && /opt/pip/bin/pip --python /opt/floor/bin/python install --no-index --find-links /wheels --require-hashes \\
-      --no-deps -r /requirements.txt \\
- && rm -rf /opt/pip /wheels
+      --no-deps -r /requirements.txt
+
+FROM ${{PYTHON_IMAGE}}
+COPY --from=builder /opt/floor /opt/floor
 COPY main.py /app/main.py
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=8080
 USER 65532:65532
