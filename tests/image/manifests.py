@@ -278,3 +278,33 @@ def image_of(workloads_: list[Workload]) -> str:
     if len(images) != 1:
         raise ManifestError(f"the workloads name more than one image: {sorted(images)}")
     return images.pop()
+
+
+_FUNC_REFERENCE = re.compile(r"^\{\{\s*(secret|configMap):([\w.-]+)(?::([\w.-]+))?\s*\}\}$")
+
+
+def func_env(
+    func: dict[str, Any], maps: dict[str, dict[str, str]], secret_data: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    """A func.yaml's ``run.envs`` as ``func deploy`` resolves them: literals, ``{{ secret:name:key }}``,
+    and a whole ConfigMap or Secret for an entry with no name."""
+    env: dict[str, str] = {}
+    for item in func["run"]["envs"]:
+        value = str(item["value"])
+        found = _FUNC_REFERENCE.match(value)
+        if found is None:
+            if "{{" in value:
+                raise ManifestError(f"func.yaml: env {item.get('name')} has a reference this run cannot read: {value}")
+            env[item["name"]] = value
+            continue
+        kind, name, key = found.groups()
+        store = maps if kind == "configMap" else secret_data
+        if name not in store or (key is not None and key not in store[name]):
+            raise ManifestError(f"func.yaml: {value} names what the overlay and infra/secrets do not have")
+        if "name" in item:
+            if key is None:
+                raise ManifestError(f"func.yaml: env {item['name']} needs a key: {value}")
+            env[item["name"]] = store[name][key]
+        else:
+            env.update(store[name])
+    return env

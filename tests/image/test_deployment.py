@@ -31,7 +31,7 @@ from quill.broker.config import TriggerConfig
 from quill.broker.filters import matches
 from tests.image import engine
 from tests.image.conftest import Container, Deployment, Image, container_rss_kib, free_port, remote_ports
-from tests.image.manifests import ed25519_keys, http_probe, memory_bytes
+from tests.image.manifests import ed25519_keys, func_env, http_probe, memory_bytes
 from tests.manifest.validation import ROOT
 
 CATALOG = [entry["type"] for entry in yaml.safe_load((ROOT / "eventing" / "catalog.yaml").read_text())["types"]]
@@ -456,3 +456,46 @@ def test_the_dockerfile_examples_run_as_written(
             pytest.fail(f"the Dockerfile's Run example never answered:\n{logs.stdout}{logs.stderr}")
     finally:
         docker("rm", "--force", name, check=False)
+
+
+def test_the_bundle_runs_as_the_root_func_yaml_deploys_it(story: Story, deployment: Deployment) -> None:
+    """The ninth target: `func deploy` at the repository root, every route in one process."""
+    func = yaml.safe_load((ROOT / "func.yaml").read_text())
+    env = func_env(func, deployment.maps, deployment.secrets)
+    port = free_port()
+    env |= {"PORT": str(port), "K_SINK": deployment.sink.url}  # the SinkBinding matches its emits-events label
+    limit = func["deploy"]["options"]["resources"]["limits"]["memory"]
+    name = f"quill-{deployment.run_id}-bundle"
+    flags = ["--network", "host", "--memory", str(memory_bytes(limit)), "--cap-drop", "ALL"]
+    # As func deploys it (no user, so the image's), plus a read-only root as the Services have: the image
+    # needs only /tmp.
+    flags += ["--security-opt", "no-new-privileges", "--read-only", "--tmpfs", "/tmp:rw,mode=1777"]  # noqa: S108
+    argv = ["run", "--detach", "--name", name, "--label", engine.LABEL, *flags]
+    argv += [item for key, value in sorted(env.items()) for item in ("--env", f"{key}={value}")]
+    deployment.docker(*argv, deployment.image.tag, timeout=60)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        health = func["deploy"]["healthEndpoints"]
+        deadline = time.monotonic() + 60
+        with httpx.Client(timeout=5) as client:
+            while True:
+                try:
+                    if client.get(base + health["readiness"]).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"bundle never got ready:\n{deployment.docker('logs', name, check=False).stderr}")
+                time.sleep(0.05)
+            assert client.get(base + health["liveness"]).status_code == 200
+            credentials = {"email": f"{story.username}@example.com", "password": "password123"}
+            logged_in = client.post(base + "/api/users/login", json={"user": credentials})
+            assert logged_in.status_code == 200, logged_in.text
+            mine = client.get(base + "/api/user", headers=_auth(logged_in.json()["user"]["token"]))
+            assert mine.status_code == 200, mine.text
+            assert client.get(base + "/api/tags").status_code == 200
+        deployment.docker("stop", "--time", "30", name, timeout=60)
+        assert deployment.docker("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip() == "0"
+        assert deployment.docker("diff", name).stdout == ""
+    finally:
+        deployment.docker("rm", "--force", name, check=False)
