@@ -82,10 +82,12 @@ def _use_dev_env(data: str) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    from quill.settings import load_settings
+    from quill.settings import DEFAULT_DATABASE_URL
 
     _use_dev_env(args.data_dir)
-    _migrate(load_settings().database_url)
+    # Only the database: the migrations Job sets DATABASE_URL alone, and the image's
+    # QUILL_ENV=prod must not make it ask for JWT keys or anything else it never uses.
+    _migrate(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
