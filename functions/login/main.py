@@ -12,16 +12,16 @@ from quill.auth.guard import bearer_token
 from quill.domain import users
 from quill.domain.fields import Fields
 from quill.domain.values import User
-from quill.errors import Unauthorized, token_invalid
+from quill.errors import token_invalid
 from quill.function import Call, Endpoint, Function
-from quill.http import client_ip, empty, json, read_wrapped
+from quill.http import NO_STORE, client_ip, empty, json, read_wrapped
 from quill.settings import get_settings
 
 
 def _signed_in(user: User, session: sessions.Session, status_code: int = 200) -> Response:
     """The RealWorld user body, with the session's refresh token in a header (an extension)."""
-    token = tokens.issue_access_token(user.id, session.id)
-    return json(wire.user(user, token), status_code, {"X-Refresh-Token": session.refresh_token})
+    token = tokens.issue_access_token(user.id, session.id, session.expires_at)
+    return json(wire.user(user, token), status_code, {**NO_STORE, "X-Refresh-Token": session.refresh_token})
 
 
 async def register(call: Call) -> Response:
@@ -31,18 +31,16 @@ async def register(call: Call) -> Response:
 
 
 async def log_in(call: Call) -> Response:
+    """Each attempt is counted before its password is checked, atomically: however many
+    arrive at once, at most the account's limit of passwords is ever tried per window."""
     settings = get_settings()
     fields = Fields(await read_wrapped(call.request, "user"))
     email, password = fields.required("email", 254), fields.required("password", 256)
     fields.done()
-    account = email.lower()
+    account = users.canonical_email(email)
     await ratelimit.hit("login_ip", client_ip(call.request), settings.login_per_ip)
-    await ratelimit.check("login_account", account, settings.login_per_account)
-    try:
-        user = await users.authenticate(email, password)
-    except Unauthorized:
-        await ratelimit.hit("login_account", account, settings.login_per_account)
-        raise
+    await ratelimit.hit("login_account", account, settings.login_per_account)
+    user = await users.authenticate(account, password)
     await ratelimit.reset("login_account", account)
     return _signed_in(user, await sessions.begin(user.id))
 
@@ -51,7 +49,7 @@ async def current_user(call: Call) -> Response:
     user = await users.get(call.user_id)
     if user is None:
         raise token_invalid()
-    return json(wire.user(user, bearer_token(call.request) or ""))
+    return json(wire.user(user, bearer_token(call.request) or ""), headers=NO_STORE)
 
 
 async def update_user(call: Call) -> Response:
@@ -60,7 +58,10 @@ async def update_user(call: Call) -> Response:
         raise token_invalid()
     changes = users.parse_changes(await read_wrapped(call.request, "user"))
     updated = await users.update(user, changes, call.session_id)
-    return json(wire.user(updated, tokens.issue_access_token(updated.id, call.session_id)))
+    ends = await sessions.ends_at(call.session_id)
+    if ends is None:
+        raise token_invalid()
+    return json(wire.user(updated, tokens.issue_access_token(updated.id, call.session_id, ends)), headers=NO_STORE)
 
 
 async def refresh(call: Call) -> Response:

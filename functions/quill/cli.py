@@ -35,6 +35,8 @@ def _run(app: Any, function: str, host: str, port: int) -> None:
 
     import uvicorn
 
+    from quill.serving import http_protocol
+
     print(f"quill: {function} listening on http://{host}:{port}", flush=True)
     # Everything imported so far lives as long as the process: out of the collector's
     # sight, a full collection no longer walks it (shorter pauses, fewer p99 spikes).
@@ -43,10 +45,17 @@ def _run(app: Any, function: str, host: str, port: int) -> None:
     # requests a replica answers 503 at once rather than queueing without limit.
     # No function speaks WebSocket: ws="none" spares every cold start the import of
     # uvicorn's WebSocket protocol and the websockets package (~10 ms).
+    # proxy_headers=False: Quill alone decides the client's address (quill.http.client_ip,
+    # from TRUSTED_PROXY_HOPS); uvicorn's default trusts X-Forwarded-For from 127.0.0.1,
+    # which is every local client and, in a cluster, Knative's queue-proxy.
+    # server_header=False: no "server: uvicorn" banner.
     uvicorn.run(
         app,
         host=host,
         port=port,
+        http=http_protocol(),
+        proxy_headers=False,
+        server_header=False,
         ws="none",
         access_log=False,
         log_level="warning",

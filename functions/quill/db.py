@@ -106,7 +106,11 @@ async def reading() -> AsyncIterator[Connection]:
 
 
 async def ping() -> str:
-    """``ok``, ``saturated`` (reachable, every connection busy) or ``down``, within a second."""
+    """``ok``, ``saturated`` (reachable, every pooled connection busy) or ``down``.
+
+    A pool with no free connection is either busy or failing to reconnect, and its
+    statistics cannot tell which (connections being attempted count in ``pool_size``).
+    So a ping that finds none asks PostgreSQL directly, on a connection of its own."""
     timeout = 1.0
     pool = await get_pool()
     try:
@@ -114,8 +118,18 @@ async def ping() -> str:
             await conn.execute("SELECT 1")
         return "ok"
     except (PoolTimeout, TimeoutError):
-        stats = pool.get_stats()
-        # Connections exist and are all in use: PostgreSQL answers, this replica is just busy.
-        return "saturated" if stats.get("pool_size", 0) > 0 and stats.get("pool_available", 0) == 0 else "down"
+        return "saturated" if await _answers() else "down"
     except (psycopg.Error, OSError):
         return "down"
+
+
+async def _answers() -> bool:
+    """Whether PostgreSQL takes a new connection (outside the pool) within a second."""
+    settings = get_settings()
+    try:
+        async with asyncio.timeout(1.0):
+            conn = await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=1)
+            await conn.close()
+        return True
+    except (psycopg.Error, OSError, TimeoutError):
+        return False

@@ -27,7 +27,7 @@ from starlette.types import Scope
 from quill import cache, db, ratelimit
 from quill.auth.guard import AuthMode, authenticate
 from quill.errors import ApiError, MethodNotAllowed, NotFound, token_missing
-from quill.http import json
+from quill.http import NOSNIFF, json
 from quill.observability import (
     CONTENT_TYPE_LATEST,
     bind_log_context,
@@ -121,6 +121,11 @@ class Function:
         return json({"function": self.name, "version": get_settings().version})
 
     def match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]]:
+        """The endpoint for ``method`` on ``path``. A trailing slash names the same path
+        (``POST /api/articles/`` creates an article): RealWorld frontends send it, and a
+        redirect would break CORS preflights and make some clients drop the body."""
+        if len(path) > 1 and path[-1] == "/":
+            path = path[:-1]
         allowed: list[str] = []
         for endpoint in self.endpoints:
             found = endpoint.pattern.match(path)
@@ -167,7 +172,7 @@ class Function:
             _log.exception("request_failed")
             response = json({"errors": {"server": ["internal error"]}}, 500)
         _cors(origin, response)
-        response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
+        response.raw_headers += ((b"x-request-id", request_id.encode("latin-1")), (b"x-content-type-options", NOSNIFF))
         elapsed = time.perf_counter() - started
         observe_request(self.name, route, request.method, response.status_code, elapsed)
         level = logging.DEBUG if route.startswith(_QUIET_ROUTES) else logging.INFO

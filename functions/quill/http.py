@@ -17,6 +17,8 @@ from quill.errors import PayloadTooLarge, Unprocessable
 from quill.settings import get_settings
 
 __all__ = [
+    "NOSNIFF",
+    "NO_STORE",
     "JSONResponse",
     "client_ip",
     "empty",
@@ -29,6 +31,10 @@ __all__ = [
 ]
 
 _JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+# X-Content-Type-Options on every response: a browser never sniffs a body into HTML.
+NOSNIFF = b"nosniff"
+# Cache-Control on every response that carries a token: no cache or proxy keeps one.
+NO_STORE = {"Cache-Control": "no-store"}
 _MAX_DEPTH = 32
 
 
@@ -130,12 +136,25 @@ def page(request: Request) -> tuple[int, int]:
 
 
 def client_ip(request: Request) -> str:
-    """The caller's address, trusting only as many X-Forwarded-For hops as configured."""
+    """The caller's address: the peer's, or with ``TRUSTED_PROXY_HOPS=n`` the n-th
+    ``X-Forwarded-For`` entry from the right, appended by the outermost trusted proxy.
+
+    Loopback entries are the pod's own proxies (Knative's queue-proxy, the Istio sidecar:
+    they append 127.0.0.1) and are never counted as hops; only Quill reads the header
+    (the server does not rewrite the peer from it)."""
     hops = get_settings().trusted_proxy_hops
     peer = request.client.host if request.client else "unknown"
     if hops == 0:
         return peer
-    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+    forwarded = [
+        entry
+        for part in request.headers.get("x-forwarded-for", "").split(",")
+        if (entry := part.strip()) and not _is_loopback(entry)
+    ]
     if len(forwarded) >= hops:
         return forwarded[-hops]
     return peer
+
+
+def _is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address in ("::1", "localhost")

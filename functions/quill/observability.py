@@ -30,6 +30,7 @@ __all__ = [
     "EVENTS_CONSUMED",
     "EVENTS_PUBLISHED",
     "OUTBOX_PENDING",
+    "PASSWORD_HASHES",
     "RATE_LIMITED",
     "bind_log_context",
     "configure_logging",
@@ -67,6 +68,13 @@ RATE_LIMITED = Counter(
     "Requests refused with 429, by limit.",
     ["limit"],
 )
+PASSWORD_HASHES = Counter(
+    "quill_password_hashes_total",
+    "argon2id hashes computed: a new password (hash) or a login's check (verify).",
+    ["operation"],
+)
+for _operation in ("hash", "verify"):
+    PASSWORD_HASHES.labels(_operation)
 for _dependency, _operation in (
     ("redis", "cache"),
     ("redis", "near_cache"),

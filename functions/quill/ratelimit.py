@@ -12,7 +12,7 @@ from quill.errors import TooManyRequests
 from quill.observability import RATE_LIMITED
 from quill.settings import RateLimit
 
-__all__ = ["check", "hit", "reset"]
+__all__ = ["hit", "reset"]
 
 
 def _key(name: str, subject: str) -> str:
@@ -35,25 +35,6 @@ async def hit(name: str, subject: str, limit: RateLimit) -> None:
         report_outage("rate_limit", exc)
         return
     if int(count) > limit.limit:
-        RATE_LIMITED.labels(name).inc()
-        raise TooManyRequests("rate_limit", int(ttl) if int(ttl) > 0 else limit.window)
-
-
-async def check(name: str, subject: str, limit: RateLimit) -> None:
-    """Refuse if the window is already full, without counting this request."""
-    if limit.limit == 0:
-        return
-    counter = _key(name, subject)
-    try:
-        client = await get_redis()
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.get(counter)
-            pipe.ttl(counter)
-            raw, ttl = await pipe.execute()
-    except failures() as exc:
-        report_outage("rate_limit", exc)
-        return
-    if raw is not None and int(raw) >= limit.limit:
         RATE_LIMITED.labels(name).inc()
         raise TooManyRequests("rate_limit", int(ttl) if int(ttl) > 0 else limit.window)
 

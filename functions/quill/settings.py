@@ -60,11 +60,12 @@ class Settings:
     jwt_dev_key_path: str = ".quill/dev-jwt-key.pem"
     jwt_issuer: str = "quill"
     jwt_audience: str = "quill-api"
-    access_token_ttl: int = 3600
+    access_token_ttl: int = 0  # 0: an access token lives as long as its session
     refresh_token_ttl: int = 30 * 24 * 3600
     login_per_account: RateLimit = field(default_factory=lambda: RateLimit(10, 900))
     login_per_ip: RateLimit = field(default_factory=lambda: RateLimit(300, 60))
     writes_per_user: RateLimit = field(default_factory=lambda: RateLimit(300, 60))
+    password_hash_concurrency: int = 2
     trusted_proxy_hops: int = 0
     max_body_bytes: int = 1_048_576
     cors_allow_origins: tuple[str, ...] = ("*",)
@@ -182,11 +183,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwt_dev_key_path=env.get("JWT_DEV_KEY_PATH", ".quill/dev-jwt-key.pem"),
         jwt_issuer=env.get("JWT_ISSUER", "quill"),
         jwt_audience=env.get("JWT_AUDIENCE", "quill-api"),
-        access_token_ttl=_int(env, "ACCESS_TOKEN_TTL", 3600, minimum=1),
+        access_token_ttl=_int(env, "ACCESS_TOKEN_TTL", 0),
         refresh_token_ttl=_int(env, "REFRESH_TOKEN_TTL", 30 * 24 * 3600, minimum=1),
         login_per_account=_rate(env, "RATE_LIMIT_LOGIN_ACCOUNT", RateLimit(10, 900)),
         login_per_ip=_rate(env, "RATE_LIMIT_LOGIN_IP", RateLimit(300, 60)),
         writes_per_user=_rate(env, "RATE_LIMIT_WRITES", RateLimit(300, 60)),
+        password_hash_concurrency=_int(env, "PASSWORD_HASH_CONCURRENCY", 2, minimum=1),
         trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
         cors_allow_origins=tuple(

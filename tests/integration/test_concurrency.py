@@ -143,3 +143,26 @@ async def test_readiness_tells_the_truth_while_the_pool_is_saturated(api: Api, s
     assert busy.status_code == 200
     assert busy.json()["checks"]["database"] == "saturated"
     assert idle.json()["checks"]["database"] == "ok"
+
+
+async def test_readiness_fails_when_postgresql_cannot_be_reached(api: Api, settings_factory: object) -> None:
+    """F4: a pool that keeps failing to connect has no free connection either; it is down, not busy."""
+    from typing import Any, cast
+
+    from quill import db
+    from quill.settings import use_settings
+    from tests.conftest import free_port
+
+    await db.aclose()
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    with use_settings(cast(Any, settings_factory)(database_url=nowhere, db_pool_timeout=0.5)):
+        first = await api.get("/health/readiness")
+        await asyncio.sleep(1.5)  # the pool's reconnection attempts are under way
+        again = await api.get("/health/readiness")
+        tags = await api.get("/api/tags")
+        await db.aclose()
+
+    for answer in (first, again):
+        assert answer.status_code == 503
+        assert answer.json() == {"status": "not ready", "checks": {"database": "down", "redis": "ok"}}
+    assert tags.status_code == 503

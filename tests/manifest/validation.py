@@ -10,6 +10,7 @@ object's metadata as an ObjectMeta.
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -73,12 +74,19 @@ def _crds() -> dict[tuple[str, str], dict[str, Any]]:
     return found
 
 
+# A Go (RE2) pattern may set inline flags after its anchor (``^(?i)(abort|warn)?$`` in the
+# PrometheusRule CRD); Python only takes them at the very start, where they mean the same.
+_LATE_FLAGS = re.compile(r"^\^\((\?[a-zA-Z]+)\)")
+
+
 def _strict(node: Any, parent_key: str = "", open_parent: bool = False) -> Any:
     if isinstance(node, list):
         return [_strict(item, parent_key) for item in node]
     if not isinstance(node, dict):
         return node
     node = dict(node)
+    if isinstance(node.get("pattern"), str):
+        node["pattern"] = _LATE_FLAGS.sub(r"(\1)^", node["pattern"])
     if node.get("nullable") is True and isinstance(node.get("type"), str):
         node["type"] = [node["type"], "null"]
         del node["nullable"]

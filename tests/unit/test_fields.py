@@ -28,8 +28,9 @@ def test_nullable_maps_empty_to_none_and_absent_to_unset() -> None:
     assert fields.nullable("other", 10) is UNSET
 
 
-def test_tags_keep_order_and_drop_duplicates() -> None:
-    assert Fields({"tagList": ["b", "a", "b"]}).tags("tagList") == ("b", "a")
+def test_tags_are_sorted_by_code_point_and_deduplicated() -> None:
+    assert Fields({"tagList": ["training", "dragons", "training"]}).tags("tagList") == ("dragons", "training")
+    assert Fields({"tagList": ["b", "B", " a "]}).tags("tagList") == ("B", "a", "b")
     assert Fields({}).tags("tagList") is UNSET
 
 

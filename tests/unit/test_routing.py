@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from quill.errors import NotFound
 from quill.routing import FUNCTIONS_DIR, load_module, load_rules, resolve
 
 OWNERS = {
@@ -70,3 +71,25 @@ def test_a_route_removed_from_the_file_is_gone(tmp_path: Path) -> None:
     assert trimmed != source
     (tmp_path / "routing.yaml").write_text(trimmed)
     assert resolve(load_rules(tmp_path / "routing.yaml"), "/api/tags") is None
+
+
+API_OWNERS = {route: owner for route, owner in OWNERS.items() if route[1].startswith("/api/")}
+
+
+@pytest.mark.parametrize(("route", "owner"), API_OWNERS.items(), ids=[f"{m} {p}/" for m, p in API_OWNERS])
+def test_every_route_with_a_trailing_slash_goes_to_the_same_function_and_endpoint(
+    route: tuple[str, str], owner: str
+) -> None:
+    method, template = route
+    path = _concrete(template) + "/"
+    assert resolve(load_rules(), path) == owner
+    endpoint, _ = load_module(owner).FUNCTION.match(method, path)
+    assert endpoint.path == template
+
+
+def test_a_trailing_slash_names_no_other_resource() -> None:
+    posts = load_module("posts").FUNCTION
+    assert posts.match("GET", "/api/articles/")[0].path == "/api/articles"  # the list, not a slug ""
+    assert posts.match("GET", "/api/articles/feed/")[0].path == "/api/articles/feed"
+    with pytest.raises(NotFound):
+        posts.match("GET", "/api/articles//")

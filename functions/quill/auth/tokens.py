@@ -1,4 +1,5 @@
-"""Access tokens: short-lived EdDSA (Ed25519) JWTs with a ``kid``, verified locally.
+"""Access tokens: EdDSA (Ed25519) JWTs with a ``kid``, verified locally, that expire with
+their session (``quill.auth.sessions``), or sooner when ``ACCESS_TOKEN_TTL`` is set.
 
 ``login`` signs with the private key; every function verifies with the public keys
 (the signing key's plus any listed in ``JWT_PUBLIC_KEYS`` for rotation) and never
@@ -15,6 +16,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -125,12 +127,16 @@ def key_set() -> KeySet:
     return _key_set_for(get_settings())
 
 
-def issue_access_token(user_id: int, session_id: str) -> str:
+def issue_access_token(user_id: int, session_id: str, session_ends: datetime) -> str:
+    """A token for the session, expiring when it ends (or after ``ACCESS_TOKEN_TTL``, if set)."""
     settings = get_settings()
     keys = key_set()
     if keys.signing_key is None:
         raise ConfigError("this function has no JWT_PRIVATE_KEY, so it cannot issue tokens")
     now = int(time.time())
+    expires = int(session_ends.timestamp())
+    if settings.access_token_ttl:
+        expires = min(expires, now + settings.access_token_ttl)
     claims = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
@@ -139,7 +145,7 @@ def issue_access_token(user_id: int, session_id: str) -> str:
         "jti": secrets.token_urlsafe(16),
         "iat": now,
         "nbf": now,
-        "exp": now + settings.access_token_ttl,
+        "exp": expires,
     }
     return jwt.encode(claims, keys.signing_key, algorithm=_ALGORITHM, headers={"kid": keys.signing_kid})
 

@@ -1,8 +1,17 @@
-"""Accounts: registration, credentials and the current user's settings. Owns ``users``."""
+"""Accounts: registration, credentials and the current user's settings. Owns ``users``.
+
+An email is stored, compared and rate-limited in one canonical form, ``canonical_email``:
+NFC, with ASCII letters lowered and nothing else changed. SQL never lowers an email
+itself (``lower()`` folds by the server's locale, Python's by Unicode's: ``İ`` gave two
+spellings of one account, each with its own login limit). Migration 0007 applies the
+same rule to the rows stored before, through the SQL function ``quill_canonical_email``;
+a test keeps the two equal.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg.errors
@@ -21,6 +30,7 @@ __all__ = [
     "Registration",
     "UserChanges",
     "authenticate",
+    "canonical_email",
     "get",
     "parse_changes",
     "parse_registration",
@@ -37,14 +47,13 @@ RETURNING {_COLUMNS}
 """
 
 _TAKEN = """
-SELECT lower(username) = lower(%(username)s) AS username_taken,
-       lower(email) = lower(%(email)s) AS email_taken
+SELECT lower(username) = lower(%(username)s) AS username_taken, email = %(email)s AS email_taken
 FROM users
-WHERE (lower(username) = lower(%(username)s) OR lower(email) = lower(%(email)s))
+WHERE (lower(username) = lower(%(username)s) OR email = %(email)s)
   AND id IS DISTINCT FROM %(user_id)s
 """
 
-_BY_EMAIL = f"SELECT {_COLUMNS}, password_hash FROM users WHERE lower(email) = lower(%s)"
+_BY_EMAIL = f"SELECT {_COLUMNS}, password_hash FROM users WHERE email = %s"
 _BY_ID = f"SELECT {_COLUMNS} FROM users WHERE id = %s"
 
 _UPDATE = f"""
@@ -58,6 +67,14 @@ UPDATE users SET
 WHERE id = %(user_id)s
 RETURNING {_COLUMNS}
 """
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def canonical_email(email: str) -> str:
+    """The one form of an email that is stored, looked up, kept unique and rate-limited."""
+    return unicodedata.normalize("NFC", email).translate(_ASCII_LOWER)
 
 
 @dataclass(frozen=True)
@@ -87,7 +104,7 @@ def parse_registration(data: dict[str, Any]) -> Registration:
     f.check_email(fields, registration.email)
     f.check_password(fields, registration.password)
     fields.done()
-    return registration
+    return Registration(registration.username, canonical_email(registration.email), registration.password)
 
 
 def parse_changes(data: dict[str, Any]) -> UserChanges:
@@ -95,8 +112,8 @@ def parse_changes(data: dict[str, Any]) -> UserChanges:
     changes = UserChanges(
         username=fields.changed("username", 64),
         email=fields.changed("email", 254),
-        # Settings forms send the whole form: an empty password means "keep mine".
-        password=fields.changed("password", 256) if data.get("password") != "" else f.UNSET,
+        # Omitted keeps the password; "" and null are refused (422), as the RealWorld suites check.
+        password=fields.changed("password", 256),
         bio=fields.nullable("bio", 10_000),
         image=fields.nullable("image", 2048),
     )
@@ -104,6 +121,8 @@ def parse_changes(data: dict[str, Any]) -> UserChanges:
     f.check_email(fields, changes.email)
     f.check_password(fields, changes.password)
     fields.done()
+    if isinstance(changes.email, str):
+        return replace(changes, email=canonical_email(changes.email))
     return changes
 
 
@@ -150,7 +169,7 @@ async def register(registration: Registration) -> tuple[User, sessions.Session]:
 
 async def authenticate(email: str, password: str) -> User:
     async with reading() as conn:
-        cursor = await conn.execute(_BY_EMAIL, (email,))
+        cursor = await conn.execute(_BY_EMAIL, (canonical_email(email),))
         row = await cursor.fetchone()
     if not await verify_password(row["password_hash"] if row else None, password) or row is None:
         raise Unauthorized({"credentials": ["invalid"]})

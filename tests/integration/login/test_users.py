@@ -217,12 +217,28 @@ async def test_keeping_own_username_and_email_is_not_a_conflict(login: Api) -> N
     assert response.status_code == 200
 
 
-async def test_an_empty_password_in_a_settings_update_keeps_the_password(login: Api) -> None:
+@pytest.mark.parametrize("password", ["", None])
+async def test_an_empty_or_null_password_in_an_update_is_422_and_changes_nothing(
+    login: Api, password: str | None
+) -> None:
     token = await login.register("alice", password="first-password")
 
-    response = await login.put("/api/user", token, json={"user": {"bio": "New", "password": ""}})
+    response = await login.put("/api/user", token, json={"user": {"bio": "New", "password": password}})
 
-    assert response.status_code == 200
+    assert response.status_code == 422
+    assert response.json() == {"errors": {"password": ["can't be blank"]}}
+    assert (await login.get("/api/user", token)).json()["user"]["bio"] is None
+    again = await login.post(
+        "/api/users/login", json={"user": {"email": "alice@example.com", "password": "first-password"}}
+    )
+    assert again.status_code == 200
+
+
+async def test_an_update_without_a_password_keeps_it(login: Api) -> None:
+    token = await login.register("alice", password="first-password")
+
+    assert (await login.put("/api/user", token, json={"user": {"bio": "New"}})).status_code == 200
+
     again = await login.post(
         "/api/users/login", json={"user": {"email": "alice@example.com", "password": "first-password"}}
     )
