@@ -228,7 +228,7 @@ await step('edit it and remove a tag', async () => {
   await eventually(async () => check((await body.inputValue()).includes('believe'), 'the editor is not filled'))
   await body.fill(editedBody)
   const removed = article.tags[1]
-  const pill = page.locator('.tag-list *', { hasText: removed }).last()
+  const pill = page.locator('.tag-list > *', { hasText: removed }).first()
   const remover = pill.locator('i, [role=button], button, [class*=close]').first()
   await press((await remover.count()) ? remover : pill)
   await gone(page.locator('.tag-list', { hasText: removed }), `the tag ${removed} in the editor`)

@@ -70,6 +70,8 @@ class Stack:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as probe:
+        # As uvicorn binds: a previous run's connections in TIME_WAIT do not make the port busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
