@@ -3,8 +3,8 @@
 Nothing about any particular frontend lives here. Which frontend to drive, and how its API base URL goes in at
 build time, come from the environment (see ``README.md`` beside this file):
 
-- ``QUILL_BROWSER_FRONTEND``: a folder holding the frontend's source (with its ``package.json``), or
-  ``npm:<name>@<version>`` for a frontend published on the npm registry (``npm pack`` brings its tarball).
+- ``QUILL_BROWSER_FRONTEND``: a folder holding the frontend's source (with its ``package.json``), a tarball of
+  it, or ``npm:<name>@<version>`` for a frontend published on the npm registry (``npm pack`` brings its tarball).
 - ``QUILL_BROWSER_FRONTEND_ENV``: space-separated ``NAME=value`` assignments for the build, where ``{origin}``
   stands for Quill's origin (``http://127.0.0.1:<port>``) and ``{api}`` for ``{origin}/api``.
 - ``QUILL_BROWSER_FRONTEND_BUILD``: the build command (default ``npm run build``).
@@ -105,22 +105,38 @@ def _tree_hash(root: Path) -> str:
 
 def _source_tree(spec: FrontendSpec) -> Path:
     """A folder with the frontend's source: the given one, or the npm package unpacked into the cache."""
-    if not spec.source.startswith("npm:"):
-        folder = Path(spec.source).expanduser().resolve()
-        if not (folder / "package.json").is_file():
-            raise FileNotFoundError(f"QUILL_BROWSER_FRONTEND={spec.source}: no package.json there")
-        return folder
-    package = spec.source.removeprefix("npm:")
-    unpacked = CACHE / "npm-sources" / hashlib.sha256(package.encode()).hexdigest()[:20]
-    if not (unpacked / "package.json").is_file():
-        with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
-            _run(["npm", "pack", package, "--pack-destination", scratch], cwd=Path(scratch))
+    given = Path(spec.source).expanduser()
+    if spec.source.startswith("npm:") or given.is_file():
+        return _unpacked(spec.source)
+    folder = given.resolve()
+    if not (folder / "package.json").is_file():
+        raise FileNotFoundError(f"QUILL_BROWSER_FRONTEND={spec.source}: no package.json there")
+    return folder
+
+
+def _unpacked(source: str) -> Path:
+    """An npm package (``npm:<name>@<version>``) or a local tarball, unpacked once into the cache."""
+    tarball = Path(source).expanduser()
+    identity = tarball.read_bytes() if tarball.is_file() else source.encode()
+    unpacked = CACHE / "unpacked" / hashlib.sha256(identity).hexdigest()[:20]
+    if (unpacked / "package.json").is_file():
+        return unpacked
+    with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+        if not tarball.is_file():
+            _run(["npm", "pack", source.removeprefix("npm:"), "--pack-destination", scratch], cwd=Path(scratch))
             (tarball,) = Path(scratch).glob("*.tgz")
-            with tarfile.open(tarball) as archive:
-                archive.extractall(scratch, filter="data")
-            shutil.rmtree(unpacked, ignore_errors=True)
-            unpacked.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(Path(scratch) / "package", unpacked)
+        with tarfile.open(tarball) as archive:
+            archive.extractall(Path(scratch) / "x", filter="data")
+        # npm's tarballs hold one folder (``package/``), GitHub's archives one named after the repository.
+        roots = [path for path in (Path(scratch) / "x").iterdir() if path.is_dir()]
+        root = (
+            roots[0]
+            if len(roots) == 1 and not (Path(scratch) / "x" / "package.json").is_file()
+            else Path(scratch) / "x"
+        )
+        shutil.rmtree(unpacked, ignore_errors=True)
+        unpacked.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(root, unpacked)
     return unpacked
 
 
