@@ -2,8 +2,16 @@
 
 The writes drop their own views (and every process's list pages) at once; this catches
 what they could not (Redis away for a moment) and any view of one function that shows
-another's data, such as an author's profile inside cached articles. A Redis outage here
-is a 5xx: the broker retries.
+another's data, such as an author's profile inside cached articles.
+
+When Redis is unreachable the event is still accepted (202), the outage logged
+(``redis_unavailable``) and counted (``quill_dependency_errors_total{dependency="redis",
+operation="cache"}``), exactly as a write's own invalidation fails open. Retrying cannot
+beat the bound that holds anyway: a view lives in Redis for ``CACHE_TTL`` (60 s) and a
+process's copy for ``NEAR_CACHE_SECONDS`` (10 s, and none while its listener is cut off),
+so a missed invalidation is stale for at most ``CACHE_TTL`` after Redis answers again,
+and nothing is served from a Redis that is down. A 5xx instead sent every invalidation
+of an outage longer than the broker's retries (about 63 s) to the dead letters.
 """
 
 from __future__ import annotations
@@ -23,13 +31,13 @@ from quill.function import Function
 async def user_updated(tx: Transaction, event: CloudEvent) -> None:
     data = event.data
     stale = await views.author_views(tx.conn, int(data["id"]), data["previousUsername"], data["username"])
-    await views.drop(stale, lists=True, strict=True)
+    await views.drop(stale, lists=True)
 
 
 async def article_changed(tx: Transaction, event: CloudEvent) -> None:
     data = event.data
     slug = data["slug"] if "slug" in data else data["article"]["slug"]
-    await views.drop(views.article_keys(slug, data.get("previousSlug", "")), lists=True, strict=True)
+    await views.drop(views.article_keys(slug, data.get("previousSlug", "")), lists=True)
 
 
 CONSUMER = Consumer(

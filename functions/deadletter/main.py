@@ -37,7 +37,7 @@ class _EveryType(Mapping[str, EventHandler]):
         return 0
 
 
-CONSUMER = Consumer("deadletter", _EveryType(), deduplicate=False)
+CONSUMER = Consumer("deadletter", _EveryType(), deduplicate=False, validate=False)
 FUNCTION = Function("deadletter", CONSUMER.endpoints())
 
 

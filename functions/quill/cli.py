@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -95,7 +96,31 @@ def cmd_serve(args: argparse.Namespace) -> None:
     _run(create_app(args.function), args.function, args.host, args.port)
 
 
+def _interrupt_on_termination() -> None:
+    """Make SIGTERM and SIGHUP stop ``quill dev`` the way Ctrl-C does.
+
+    uvicorn handles SIGTERM while it serves, then raises it again after its shutdown, and
+    Python's default for SIGTERM (and SIGHUP) is to die on the spot: the ExitStack that
+    stops the embedded PostgreSQL and Redis never ran, and both outlived ``quill dev``.
+    As a KeyboardInterrupt, a signal from a process manager, a container runtime, ``kill``
+    or a closed terminal unwinds that stack, at any stage of the start-up too."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
+    _interrupt_on_termination()
+    try:
+        _dev(args)
+    except KeyboardInterrupt:  # the servers it started are stopped by now
+        print("quill: stopped", flush=True)
+
+
+def _dev(args: argparse.Namespace) -> None:
     from quill import embedded
 
     data = Path(args.data_dir).resolve()

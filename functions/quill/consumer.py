@@ -1,14 +1,19 @@
 """What turns event handlers into an event function: CloudEvents in, 202 out, once.
 
 An event function is an http function like the others. It parses the CloudEvent
-(binary or structured mode), skips one it has already handled (by ``source`` + ``id``,
-recorded in the same transaction as the handler's effect), and answers:
+(binary or structured mode), checks its data against the type's JSON Schema in the
+event catalog, skips one it has already handled (by ``source`` + ``id``, recorded in
+the same transaction as the handler's effect), and answers:
 
 - 202 with an empty body when the event is handled (or was already);
-- 400 for a request that is not a CloudEvent, or a type this function does not take,
-  and 422 when the data can never be accepted (``EventRejected``): the broker does
-  not retry these and parks them in the dead-letter sink;
-- 503 when a dependency is away, 500 on a bug: the broker retries both.
+- 400 for a request that is not a CloudEvent, or a type this function does not take;
+  422 for data that does not match the type's schema, or that the handler finds can
+  never be accepted (``EventRejected``): the broker does not retry these and parks
+  them in the dead-letter sink;
+- 503 when a dependency is away, 500 for anything else the handler raises: the
+  broker retries both. An event that passed its schema is a good event, so a
+  ``KeyError`` in a handler is a bug to fix, not a reason to park the event: the
+  retries (and a replay after the fix) still deliver it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from cloudevents.http import CloudEvent, from_http
 from starlette.requests import Request
 from starlette.responses import Response
 
+from quill.catalog import find_data_errors
 from quill.domain.outbox import Transaction, transaction
 from quill.errors import ApiError, ServiceUnavailable
 from quill.function import Call, Endpoint
@@ -63,12 +69,23 @@ async def parse_event(request: Request) -> CloudEvent:
 
 
 class Consumer:
-    """One event function: a handler per event type, de-duplicated under ``name``."""
+    """One event function: a handler per event type, de-duplicated under ``name``.
 
-    def __init__(self, name: str, handlers: Mapping[str, EventHandler], *, deduplicate: bool = True) -> None:
+    ``validate=False`` hands the handler whatever data came, as the dead-letter sink,
+    which must never refuse an event, needs."""
+
+    def __init__(
+        self,
+        name: str,
+        handlers: Mapping[str, EventHandler],
+        *,
+        deduplicate: bool = True,
+        validate: bool = True,
+    ) -> None:
         self.name = name
         self.handlers = handlers
         self.deduplicate = deduplicate
+        self.validate = validate
 
     def endpoints(self) -> list[Endpoint]:
         # Knative delivers to the service root; any path is accepted, as functions-framework does.
@@ -89,6 +106,9 @@ class Consumer:
         handler = self.handlers.get(attributes["type"])
         if handler is None:
             return self._done(event, "unexpected_type", 400, {"type": [f"{self.name} does not take this type"]})
+        invalid = find_data_errors(attributes["type"], event.data) if self.validate else {}
+        if invalid:
+            return self._done(event, "invalid", 422, invalid, reason="data does not match the type's schema")
         try:
             async with transaction(self.name) as tx:
                 if self.deduplicate and await self._seen(tx, attributes):
@@ -96,11 +116,9 @@ class Consumer:
                 await handler(tx, event)
         except EventRejected as rejected:
             return self._done(event, "rejected", 422, rejected.details, reason=rejected.reason)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # data not of the catalogued shape
-            return self._done(event, "rejected", 422, {"data": ["does not match the type's schema"]}, reason=repr(exc))
         except ServiceUnavailable:
             return self._done(event, "retry", 503, {"database": ["is unavailable"]})
-        except Exception as exc:  # a dependency blip or a bug: ask the broker to retry
+        except Exception as exc:  # a dependency blip or a bug, never the event's fault: ask for a retry
             _log.exception("event_failed", error=type(exc).__name__)
             return self._done(event, "retry", 500, {"server": ["internal error"]})
         return self._done(event, "processed", 202)

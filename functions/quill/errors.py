@@ -7,6 +7,7 @@
     ├── MethodNotAllowed (405)
     ├── Conflict (409)            username / email has already been taken
     ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415) a body that is not JSON
     ├── Unprocessable (422)       validation: field -> messages
     ├── TooManyRequests (429)     carries Retry-After
     └── ServiceUnavailable (503)  PostgreSQL unreachable, pool exhausted
@@ -28,6 +29,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "Unprocessable",
+    "UnsupportedMediaType",
     "token_invalid",
     "token_missing",
 ]
@@ -71,6 +73,10 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status_code = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
 
 
 class Unprocessable(ApiError):

@@ -8,20 +8,34 @@ import asyncio
 import contextlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["add_parser", "run"]
 
+# The tail reads in pages, and a page that comes back full is followed by the next at
+# once: ``--once`` prints everything there is, however many events the broker holds.
+_PAGE = 500
 _EVENTS_AFTER = """
-SELECT id, event, received_at FROM broker_events WHERE id > %s ORDER BY id LIMIT 500
+SELECT id, event, received_at FROM broker_events WHERE id > %s ORDER BY id LIMIT %s
 """
+# Keyset on (updated_at, id): rows changed in the same instant are neither skipped nor repeated.
 _DELIVERIES_AFTER = """
 SELECT d.id, d.event_pk, d.trigger, d.state, d.dead_lettering, d.attempts, d.last_status, d.last_error, d.updated_at
 FROM broker_deliveries d
-WHERE d.updated_at > %s AND (d.state <> 'pending' OR d.attempts > 0)
-ORDER BY d.updated_at, d.id LIMIT 500
+WHERE (d.updated_at, d.id) > (%s, %s) AND (d.state <> 'pending' OR d.attempts > 0)
+ORDER BY d.updated_at, d.id LIMIT %s
 """
+
+
+@dataclass
+class _Position:
+    """What the tail has printed so far."""
+
+    event: int
+    change_at: datetime
+    change_id: int = 0
 
 
 def add_parser(commands: Any, data: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -98,29 +112,42 @@ async def _tail(args: argparse.Namespace) -> None:
     try:
         async with connection() as conn:
             row = await (await conn.execute("SELECT coalesce(max(id), 0) AS id FROM broker_events")).fetchone()
-        last_event = 0 if args.all else int(row["id"]) if row else 0
-        last_change = datetime(1970, 1, 1, tzinfo=UTC) if args.all else datetime.now(UTC)
+        position = (
+            _Position(0, datetime(1970, 1, 1, tzinfo=UTC))
+            if args.all
+            else _Position(int(row["id"]) if row else 0, datetime.now(UTC))
+        )
         while True:
-            async with connection() as conn:
-                new_events = await (await conn.execute(_EVENTS_AFTER, (last_event,))).fetchall()
-                changes = await (await conn.execute(_DELIVERIES_AFTER, (last_change,))).fetchall()
-            for item in new_events:
-                print(f"event    #{item['id']} {_describe(item['event'])}", flush=True)
-                last_event = item["id"]
-            for item in changes:
-                state = "dead-lettered" if item["dead_lettering"] and item["state"] == "delivered" else item["state"]
-                detail = f"HTTP {item['last_status']}" if item["last_status"] else (item["last_error"] or "")
-                print(
-                    f"delivery #{item['event_pk']} -> {item['trigger']}: {state} "
-                    f"(attempts {item['attempts']}, {detail})",
-                    flush=True,
-                )
-                last_change = item["updated_at"]
+            if await _print_page(position):
+                continue  # a full page: more is waiting
             if args.once:
                 return
             await asyncio.sleep(0.5)
     finally:
         await aclose()
+
+
+async def _print_page(position: _Position) -> bool:
+    """Print the next page of events and of delivery changes; True when either page was full."""
+    from quill.db import connection
+
+    async with connection() as conn:
+        new_events = await (await conn.execute(_EVENTS_AFTER, (position.event, _PAGE))).fetchall()
+        changes = await (
+            await conn.execute(_DELIVERIES_AFTER, (position.change_at, position.change_id, _PAGE))
+        ).fetchall()
+    for item in new_events:
+        print(f"event    #{item['id']} {_describe(item['event'])}", flush=True)
+        position.event = item["id"]
+    for item in changes:
+        state = "dead-lettered" if item["dead_lettering"] and item["state"] == "delivered" else item["state"]
+        detail = f"HTTP {item['last_status']}" if item["last_status"] else (item["last_error"] or "")
+        print(
+            f"delivery #{item['event_pk']} -> {item['trigger']}: {state} (attempts {item['attempts']}, {detail})",
+            flush=True,
+        )
+        position.change_at, position.change_id = item["updated_at"], item["id"]
+    return len(new_events) == _PAGE or len(changes) == _PAGE
 
 
 async def _dead_letters(args: argparse.Namespace) -> None:

@@ -13,7 +13,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from quill.errors import PayloadTooLarge, Unprocessable
+from quill.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from quill.settings import get_settings
 
 __all__ = [
@@ -87,9 +87,24 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 async def read_wrapped(request: Request, wrapper: str) -> dict[str, Any]:
-    """The object under ``wrapper`` in a JSON body such as ``{"article": {...}}``."""
+    """The object under ``wrapper`` in a JSON body such as ``{"article": {...}}``.
+
+    The body must be sent as JSON (415 otherwise): a ``text/plain`` body is what a page on
+    another origin can send without a CORS preflight. No body at all is a missing field
+    (422). Duplicate keys are not refused: the last one wins, as in JavaScript's
+    ``JSON.parse`` (RFC 8259 leaves it to the reader)."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _is_json(content_type):
+        raise UnsupportedMediaType({"body": ["must be sent as application/json"]})
     raw = await read_body(request)
+    if content_type is None and raw:
+        raise UnsupportedMediaType({"body": ["must be sent as application/json"]})
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -123,7 +138,9 @@ def query_text(request: Request, name: str, max_length: int = 256) -> str | None
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    if len(raw) > max_length or "\x00" in raw:
+    if "\x00" in raw:
+        raise Unprocessable({name: ["must not contain NUL characters"]})
+    if len(raw) > max_length:
         raise Unprocessable({name: [f"must be text of at most {max_length} characters"]})
     return raw
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,47 @@ def test_quill_dev_on_a_bare_machine_starts_embedded_servers_and_keeps_data(star
     assert "none (up to date)" in second.output()
     assert stop(second) == 0
     assert (tmp_path / "data" / "pgdata").is_dir()
+
+
+def _processes_of(folder: Path) -> list[int]:
+    """Processes that run in ``folder`` or name it: PostgreSQL's (they work in their data
+    directory, the postmaster has it in ``-D``) and redis-server's (``--dir``, ``--unixsocket``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if cwd.startswith(str(folder)) or str(folder) in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_quill_dev_stops_its_embedded_servers_on_sigterm_and_sigint(
+    start_quill: Any, tmp_path: Path, signum: signal.Signals
+) -> None:
+    data = tmp_path / "data"
+    running: Running = start_quill("dev", "--data", str(data), env={"HOME": str(tmp_path)})
+    try:
+        wait_ready(running, timeout=120)
+        servers = [pid for pid in _processes_of(data) if pid != running.process.pid]
+        assert len(servers) >= 2, "expected a postgres and a redis-server working in the data folder"
+
+        running.process.send_signal(signum)
+        code = running.process.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while _processes_of(data) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        assert _processes_of(data) == []
+        assert code == 0
+    finally:
+        for pid in _processes_of(data):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_quill_serve_runs_one_function_with_only_its_routes(start_quill: Any, machine_env: dict[str, str]) -> None:

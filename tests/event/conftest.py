@@ -1,11 +1,14 @@
-"""A real HTTP endpoint for events: uvicorn on a free loopback port, recording what it gets."""
+"""A real HTTP endpoint for events: uvicorn on a free loopback port, recording what it gets;
+and the events the writes really emitted, to deliver to the consumers."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import psycopg
 import pytest
 import uvicorn
 from cloudevents.http import CloudEvent, from_http
@@ -14,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from quill.settings import get_settings
 from tests.conftest import free_port
 
 
@@ -85,3 +89,22 @@ async def receiver() -> AsyncIterator[Receiver]:
     yield state
     server.should_exit = True
     await task
+
+
+def article_id_of(slug: str) -> int:
+    """The article id an event about it would carry."""
+    with psycopg.connect(get_settings().database_url) as conn:
+        row = conn.execute("SELECT id FROM articles WHERE slug = %s", (slug,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def emitted(event_type: str, subject: int) -> Any:
+    """The data of the last event of this type the writes put in the outbox for ``subject``."""
+    with psycopg.connect(get_settings().database_url) as conn:
+        row = conn.execute(
+            "SELECT data FROM outbox WHERE type = %s AND subject = %s ORDER BY id DESC LIMIT 1",
+            (event_type, str(subject)),
+        ).fetchone()
+    assert row is not None
+    return row[0]

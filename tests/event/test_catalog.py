@@ -13,6 +13,7 @@ import yaml
 from quill import events
 from quill.broker import config as broker_config
 from quill.broker.filters import matches
+from quill.catalog import find_data_errors
 from quill.routing import FUNCTIONS_DIR
 from quill.settings import Settings
 from tests.conftest import Api
@@ -65,6 +66,17 @@ def test_the_import_schema_example_is_valid() -> None:
     schema = schema_of(events.ARTICLE_IMPORT_REQUESTED)
     for example in schema["examples"]:
         jsonschema.validate(example, schema)
+        assert find_data_errors(events.ARTICLE_IMPORT_REQUESTED, example) == {}
+
+
+@pytest.mark.parametrize("event_type", sorted(t for t, entry in BY_TYPE.items() if entry["consumedBy"]))
+def test_the_consumers_find_every_consumed_types_schema(event_type: str) -> None:
+    assert "data" in find_data_errors(event_type, "not an object")
+
+
+def test_a_type_outside_the_catalog_has_no_schema_to_pass() -> None:
+    with pytest.raises(LookupError):
+        find_data_errors("io.quill.unknown.thing.v1", {})
 
 
 async def test_every_event_a_full_session_emits_is_catalogued_and_valid(api: Api, settings: Settings) -> None:
@@ -88,5 +100,6 @@ async def test_every_event_a_full_session_emits_is_catalogued_and_valid(api: Api
     assert {row[0] for row in rows} == set(events.EMITTED)
     for event_type, source, subject, data in rows:
         jsonschema.validate(data, schema_of(event_type))
+        assert find_data_errors(event_type, data) == {}  # the consumers' validator agrees
         assert source in {f"/quill/{name}" for name in BY_TYPE[event_type]["emittedBy"]}
         assert subject

@@ -14,6 +14,7 @@ from quill import cache, events
 from quill.domain.views import article_key, profile_key
 from quill.settings import Settings
 from tests.conftest import Api, ApiFactory
+from tests.event.conftest import article_id_of, emitted
 
 
 def make_event(event_type: str, data: Any, source: str = "/producer/test", event_id: str | None = None) -> CloudEvent:
@@ -88,7 +89,7 @@ async def test_the_same_id_from_another_source_is_another_event(api: Api, api_fo
         ({**IMPORT, "createdAt": "yesterday"}, "createdAt"),
         ({**IMPORT, "createdAt": "2019-05-01T10:00:00"}, "createdAt"),
         ({**IMPORT, "tagList": "nope"}, "tagList"),
-        ("not an object", "event"),
+        ("not an object", "data"),
     ],
 )
 async def test_invalid_imports_are_refused_with_422_and_create_nothing(
@@ -124,8 +125,7 @@ async def test_search_indexes_articles_and_q_finds_them_ranked_with_filters(api:
     b = await api.create_article(alice, "Gardening", body="A dragon appears once", tagList=["garden"])
     await api.create_article(alice, "Cooking", body="Nothing to see")
     for slug in (a["slug"], b["slug"]):
-        article = (await api.get(f"/api/articles/{slug}")).json()["article"]
-        await deliver(search, make_event(events.ARTICLE_CREATED, {"id": _id_of(article)}))
+        await deliver(search, make_event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, article_id_of(slug))))
 
     found = (await api.get("/api/articles?q=dragons")).json()
     filtered = (await api.get("/api/articles?q=dragon&tag=garden")).json()
@@ -136,33 +136,24 @@ async def test_search_indexes_articles_and_q_finds_them_ranked_with_filters(api:
     assert (await api.get("/api/articles?q=%22unmatched%20phrase%22")).json()["articlesCount"] == 0
 
 
-def _id_of(article: dict[str, Any]) -> int:
-    """The article id an event about it would carry."""
-    from quill.settings import get_settings
-
-    with psycopg.connect(get_settings().database_url) as conn:
-        row = conn.execute("SELECT id FROM articles WHERE slug = %s", (article["slug"],)).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 async def test_search_follows_updates_and_deletes_even_out_of_order(
     api: Api, api_for: ApiFactory, settings: Settings
 ) -> None:
     alice = await api.register("alice")
     search = await api_for("search")
     slug = (await api.create_article(alice, "Original words"))["slug"]
-    article_id = _id_of({"slug": slug})
+    article_id = article_id_of(slug)
     await api.put(f"/api/articles/{slug}", alice, json={"article": {"title": "Replacement text"}})
 
     # the update arrives before the create: the index still ends with the current title
-    await deliver(search, make_event(events.ARTICLE_UPDATED, {"id": article_id}))
-    await deliver(search, make_event(events.ARTICLE_CREATED, {"id": article_id}))
+    await deliver(search, make_event(events.ARTICLE_UPDATED, emitted(events.ARTICLE_UPDATED, article_id)))
+    await deliver(search, make_event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, article_id)))
     assert (await api.get("/api/articles?q=replacement")).json()["articlesCount"] == 1
     assert (await api.get("/api/articles?q=original")).json()["articlesCount"] == 0
 
     await api.delete("/api/articles/replacement-text", alice)
-    assert (await deliver(search, make_event(events.ARTICLE_DELETED, {"id": article_id}))).status_code == 202
+    deleted = make_event(events.ARTICLE_DELETED, emitted(events.ARTICLE_DELETED, article_id))
+    assert (await deliver(search, deleted)).status_code == 202
     assert count(settings, "SELECT count(*) FROM search_documents") == 0
 
 
@@ -185,22 +176,6 @@ async def test_cache_consumer_drops_every_view_embedding_a_changed_author(api: A
     assert response.status_code == 202
     for name in (article_key(slug), profile_key("alice"), profile_key("old-alice")):
         assert await cache.load_view(name) is None
-
-
-async def test_cache_consumer_asks_for_a_retry_when_redis_is_away(
-    api: Api, api_for: ApiFactory, settings_factory: Any
-) -> None:
-    from quill.settings import use_settings
-    from tests.conftest import free_port
-
-    consumer = await api_for("cache")
-    await cache.aclose()
-    with use_settings(settings_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.2)):
-        response = await deliver(
-            consumer, make_event(events.ARTICLE_DELETED, {"id": 1, "slug": "gone", "author": {"id": 1}})
-        )
-        await cache.aclose()
-    assert response.status_code >= 500  # the broker will retry it
 
 
 async def test_dead_letter_sink_parks_any_event_with_its_error(api_for: ApiFactory, settings: Settings) -> None:
@@ -229,3 +204,64 @@ async def test_data_not_of_the_catalogued_shape_is_refused_not_retried(api_for: 
     response = await deliver(search, make_event(events.ARTICLE_CREATED, data))
     assert response.status_code == 422
     assert "data" in response.json()["errors"]
+
+
+async def test_the_dead_letter_sink_parks_an_event_whatever_its_data(api_for: ApiFactory, settings: Settings) -> None:
+    sink = await api_for("deadletter")
+    response = await deliver(sink, make_event(events.ARTICLE_CREATED, "not what the schema says"))
+    assert response.status_code == 202
+    assert count(settings, "SELECT count(*) FROM dead_letters") == 1
+
+
+@pytest.mark.parametrize(
+    ("function", "event_type", "data", "field"),
+    [
+        ("search", events.ARTICLE_CREATED, {"id": 1}, "data"),
+        ("search", events.ARTICLE_DELETED, {"id": 1, "slug": "s", "author": {"id": 1}, "extra": True}, "data"),
+        ("cache", events.ARTICLE_DELETED, {"id": 1, "slug": "gone"}, "data"),
+        (
+            "cache",
+            events.ARTICLE_FAVORITED,
+            {"article": {"id": 1, "slug": ""}, "user": {"id": 1, "username": "u"}, "favoritesCount": 1},
+            "article.slug",
+        ),
+        ("importer", events.ARTICLE_IMPORT_REQUESTED, {**IMPORT, "tagList": ["ok", 7]}, "tagList.1"),
+    ],
+)
+async def test_data_that_does_not_match_its_schema_is_refused_before_the_handler_runs(
+    api_for: ApiFactory, settings: Settings, function: str, event_type: str, data: Any, field: str
+) -> None:
+    consumer = await api_for(function)
+
+    response = await deliver(consumer, make_event(event_type, data))
+
+    assert response.status_code == 422  # the broker parks it at once: no retry can make it valid
+    assert field in response.json()["errors"]
+    assert count(settings, "SELECT count(*) FROM processed_events") == 0
+
+
+@pytest.mark.parametrize(
+    "bug", [KeyError("id"), TypeError("unsupported operand"), ValueError("x"), AttributeError("x")]
+)
+async def test_a_handler_that_raises_on_a_valid_event_answers_500_and_the_retry_after_a_fix_succeeds(
+    api: Api, api_for: ApiFactory, settings: Settings, monkeypatch: pytest.MonkeyPatch, bug: Exception
+) -> None:
+    from quill.domain import search as index
+
+    alice = await api.register("alice")
+    slug = (await api.create_article(alice, "Dragons of the north"))["slug"]
+    event = make_event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, article_id_of(slug)))
+    search = await api_for("search")
+
+    async def broken(*args: Any) -> None:
+        raise bug
+
+    monkeypatch.setattr(index, "reindex", broken)
+    failed = await deliver(search, event)
+    monkeypatch.undo()  # the fix is deployed; the broker's next attempt delivers the same event
+    retried = await deliver(search, event)
+
+    assert failed.status_code == 500  # retried by the broker, not parked as a bad event
+    assert count(settings, "SELECT count(*) FROM processed_events") == 1
+    assert retried.status_code == 202
+    assert (await api.get("/api/articles?q=dragons")).json()["articlesCount"] == 1

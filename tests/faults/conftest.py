@@ -103,3 +103,24 @@ class Load:
                 await asyncio.sleep(0.01)
 
         await asyncio.gather(*(worker(number) for number in range(workers)))
+
+
+@pytest.fixture
+async def functions_on_http(settings: Settings) -> AsyncIterator[Callable[[str], str]]:
+    """Every function target on one real HTTP port, ``/<target>/…`` to the target, as a
+    broker reaches them: yields the URL of a target."""
+    import uvicorn
+
+    from tests.conftest import free_port, function_app
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        await function_app(scope["path"].split("/")[1])(scope, receive, send)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(route, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+        await asyncio.sleep(0.01)
+    yield lambda target: f"http://127.0.0.1:{port}/{target}/"
+    server.should_exit = True
+    await task

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import sys
+import unicodedata
 from collections.abc import AsyncIterator
 
 import pytest
 
+from quill.domain import fields
 from quill.settings import use_settings
 from tests.conftest import Api
 
@@ -39,7 +43,7 @@ async def test_malformed_bodies_return_422(api: Api, body: bytes, key: str) -> N
 async def test_deeply_nested_json_returns_422(api: Api) -> None:
     alice = await api.register("alice")
     body = b'{"article": ' + b"[" * 500 + b"]" * 500 + b"}"
-    response = await api.post("/api/articles", alice, content=body)
+    response = await api.post("/api/articles", alice, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422
 
 
@@ -63,7 +67,7 @@ async def test_oversized_chunked_body_without_length_returns_413(api: Api) -> No
             yield b"x" * 65536
         yield b'"}}'
 
-    response = await api.post("/api/articles", alice, content=chunks())
+    response = await api.post("/api/articles", alice, content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413
 
 
@@ -154,3 +158,100 @@ async def test_unknown_route_and_wrong_method(api: Api) -> None:
     response = await api.request("PATCH", "/api/articles")
     assert response.status_code == 405
     assert "errors" in response.json()
+
+
+_ARTICLE = b'{"article": {"title": "t", "description": "d", "body": "b"}}'
+
+
+async def test_no_body_and_no_content_type_is_a_missing_body_422(api: Api) -> None:
+    alice = await api.register("alice")
+    response = await api.post("/api/articles", alice)
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "text/json"])
+async def test_a_body_not_sent_as_json_is_415_and_changes_nothing(api: Api, content_type: str | None) -> None:
+    alice = await api.register("alice")
+    headers = {"Content-Type": content_type} if content_type else {}
+
+    response = await api.post("/api/articles", alice, content=_ARTICLE, headers=headers)
+
+    assert response.status_code == 415
+    assert response.json() == {"errors": {"body": ["must be sent as application/json"]}}
+    assert (await api.get("/api/articles")).json()["articlesCount"] == 0
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "APPLICATION/JSON", "application/x+json"])
+async def test_json_media_types_are_taken(api: Api, content_type: str) -> None:
+    alice = await api.register("alice")
+    response = await api.post("/api/articles", alice, content=_ARTICLE, headers={"Content-Type": content_type})
+    assert response.status_code == 201
+
+
+async def test_a_duplicate_key_takes_its_last_value(api: Api) -> None:
+    alice = await api.register("alice")
+    body = b'{"article": {"title": "first", "title": "second", "description": "d", "body": "b"}}'
+    response = await api.post("/api/articles", alice, content=body, headers={"Content-Type": "application/json"})
+    assert response.json()["article"]["title"] == "second"
+
+
+async def test_a_nul_in_a_query_filter_says_so(api: Api) -> None:
+    response = await api.get("/api/articles?tag=%00")
+    assert response.status_code == 422
+    assert response.json() == {"errors": {"tag": ["must not contain NUL characters"]}}
+
+
+@pytest.mark.parametrize("title", ["bell\x07", "two\nlines", "tab\tbed", "c1\x85"])
+async def test_a_title_with_a_control_character_is_422(api: Api, title: str) -> None:
+    alice = await api.register("alice")
+    article = {"title": title, "description": "d", "body": "multi\nline bodies are fine"}
+
+    created = await api.post("/api/articles", alice, json={"article": article})
+
+    assert created.status_code == 422
+    assert created.json() == {"errors": {"title": ["must not contain control characters"]}}
+    slug = (await api.create_article(alice, "Plain"))["slug"]
+    updated = await api.put(f"/api/articles/{slug}", alice, json={"article": {"title": title}})
+    assert updated.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["alice\u200b", "al\u00adice", "\u200ealice", "alice\ufeff", "\u3164", "x\U000e0041", "bob\ue000"],
+    ids=["zero-width-space", "soft-hyphen", "lrm", "bom", "hangul-filler", "tag-character", "private-use"],
+)
+async def test_usernames_with_invisible_characters_are_refused(api: Api, username: str) -> None:
+    user = {"username": username, "email": "x@example.com", "password": "password123"}
+    response = await api.post("/api/users", json={"user": user})
+    assert response.status_code == 422
+    assert "username" in response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("username", "alice\n"), ("email", "alice@example.com\n")],
+)
+async def test_a_trailing_line_break_is_not_hidden_by_the_pattern_anchor(api: Api, field: str, value: str) -> None:
+    user = {"username": "alice", "email": "alice@example.com", "password": "password123", field: value}
+    response = await api.post("/api/users", json={"user": user})
+    assert response.status_code == 422
+    assert field in response.json()["errors"]
+
+
+async def test_a_compatibility_look_alike_is_the_same_username(api: Api) -> None:
+    await api.register("alice")
+    user = {"username": "\uff41\uff4c\uff49\uff43\uff45", "email": "a2@example.com", "password": "password123"}
+    taken = await api.post("/api/users", json={"user": user})
+    assert taken.status_code == 409
+
+    user = {"username": "\uff42\uff4f\uff42", "email": "b@example.com", "password": "password123"}
+    registered = await api.post("/api/users", json={"user": user})
+    assert registered.status_code == 201
+    assert registered.json()["user"]["username"] == "bob"
+
+
+def test_every_format_character_this_python_knows_is_refused_in_usernames() -> None:
+    pattern = re.compile(fields.USERNAME)
+    for code in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(code)) in ("Cf", "Co", "Cc", "Zs", "Zl", "Zp") and code < 0xF0000:
+            assert not pattern.fullmatch(fields.normal_username("a" + chr(code))), hex(code)

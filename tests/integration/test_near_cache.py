@@ -18,6 +18,7 @@ import redis.asyncio as redis
 from quill import cache
 from quill.settings import Settings
 from tests.conftest import Api, ApiFactory
+from tests.event.conftest import emitted
 
 
 async def listening() -> None:
@@ -336,7 +337,7 @@ async def test_search_pages_show_an_article_once_it_is_indexed(
         "source": "/quill/posts",
         "type": "io.quill.article.created.v1",
         "datacontenttype": "application/json",
-        "data": {"id": created_id(settings, created["slug"]), "slug": created["slug"]},
+        "data": emitted("io.quill.article.created.v1", created_id(settings, created["slug"])),
     }
     response = await search.post("/", json=event, headers={"Content-Type": "application/cloudevents+json"})
     assert response.status_code in (200, 202, 204), response.text

@@ -312,7 +312,7 @@ def parse_import(data: dict[str, Any]) -> ImportRequest:
     if created_at and updated_at and updated_at < created_at:
         fields.fail("updatedAt", "must not be before createdAt")
     article = NewArticle(
-        title=fields.required("title", 256),
+        title=fields.required("title", 256, line=True),
         description=fields.required("description", 1024),
         body=fields.required("body", 200_000),
         tag_list=() if isinstance(tag_list, f.Unset) else tag_list,
@@ -332,7 +332,7 @@ def parse_new(data: dict[str, Any]) -> NewArticle:
     fields = f.Fields(data)
     tag_list = fields.tags("tagList")
     article = NewArticle(
-        title=fields.required("title", 256),
+        title=fields.required("title", 256, line=True),
         description=fields.required("description", 1024),
         body=fields.required("body", 200_000),
         tag_list=() if isinstance(tag_list, f.Unset) else tag_list,
@@ -344,7 +344,7 @@ def parse_new(data: dict[str, Any]) -> NewArticle:
 def parse_changes(data: dict[str, Any]) -> ArticleChanges:
     fields = f.Fields(data)
     changes = ArticleChanges(
-        title=fields.changed("title", 256),
+        title=fields.changed("title", 256, line=True),
         description=fields.changed("description", 1024),
         body=fields.changed("body", 200_000),
         tag_list=fields.tags("tagList"),

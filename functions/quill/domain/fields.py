@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from typing import Any, Final
 
 from quill.errors import Unprocessable
 
-__all__ = ["EMAIL", "NO_NUL", "TAG", "TEXT", "UNSET", "USERNAME", "Fields", "Unset"]
+__all__ = ["EMAIL", "LINE", "NO_NUL", "TAG", "TEXT", "UNSET", "USERNAME", "Fields", "Unset", "normal_username"]
 
 
 class Unset(enum.Enum):
@@ -29,11 +30,23 @@ BLANK = "can't be blank"
 # document promises is exactly what the code accepts. Control characters are C0, DEL and C1.
 NO_NUL = r"^[^\x00]*$"
 TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
-TAG = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-USERNAME = r"^[^\s/\x00-\x1f\x7f-\x9f]+$"
+# One line of printable text (a title, a tag): no control character at all.
+LINE = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+TAG = LINE
+# A username is NFKC-normalised first (full-width and other compatibility forms become the
+# plain letters they look like), then may hold no space, "/", control character, nor
+# anything invisible: every format character (Unicode category Cf: zero-width space, soft
+# hyphen, bidi controls, tag characters...), the Hangul fillers, and private-use characters.
+# So "alice\u200b" and the full-width "\uff41lice" cannot stand beside "alice".
+_INVISIBLE = (
+    r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-"
+    r"\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3"
+    r"\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\u115f\u1160\u3164\uffa0\ue000-\uf8ff"
+)
+USERNAME = r"^[^\s/\x00-\x1f\x7f-\x9f" + _INVISIBLE + r"]+$"
 EMAIL = r"^[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@\x00-\x1f\x7f-\x9f]+\.[^\s@\x00-\x1f\x7f-\x9f]+$"
 
-_TAG = re.compile(TAG)
+_LINE = re.compile(LINE)
 _USERNAME = re.compile(USERNAME)
 _EMAIL = re.compile(EMAIL)
 
@@ -58,19 +71,23 @@ class Fields:
             return None
         return value
 
-    def required(self, name: str, max_length: int) -> str:
-        """A string that must be present and not blank."""
+    def required(self, name: str, max_length: int, *, line: bool = False) -> str:
+        """A string that must be present and not blank; a ``line`` holds no control character."""
         value = self._data.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             self.fail(name, BLANK)
             return ""
-        return self._string(name, value, max_length) or ""
+        text = self._string(name, value, max_length) or ""
+        if line and text and not _LINE.fullmatch(text):
+            self.fail(name, "must not contain control characters")
+            return ""
+        return text
 
-    def changed(self, name: str, max_length: int) -> str | Unset:
+    def changed(self, name: str, max_length: int, *, line: bool = False) -> str | Unset:
         """An optional update of a field that can never be blank or null."""
         if name not in self._data:
             return UNSET
-        return self.required(name, max_length)
+        return self.required(name, max_length, line=line)
 
     def nullable(self, name: str, max_length: int) -> str | Unset | None:
         """An optional field where null and "" both mean "no value"."""
@@ -96,7 +113,7 @@ class Fields:
             if not isinstance(item, str) or not item.strip():
                 self.fail(name, "must contain only non-blank strings")
                 return ()
-            if len(item) > max_length or not _TAG.match(item):
+            if len(item) > max_length or not _LINE.fullmatch(item):
                 self.fail(name, f"must contain tags of at most {max_length} printable characters")
                 return ()
             tag = item.strip()
@@ -112,13 +129,19 @@ class Fields:
             raise Unprocessable(self.errors)
 
 
+def normal_username(username: str) -> str:
+    """The one spelling a username is stored and compared in (see ``USERNAME``)."""
+    return unicodedata.normalize("NFKC", username)
+
+
 def check_username(fields: Fields, username: str | Unset) -> None:
-    if isinstance(username, str) and username.strip() and not _USERNAME.match(username):
-        fields.fail("username", "is invalid (no spaces, slashes or control characters)")
+    """``username`` is already in its normal form (``normal_username``)."""
+    if isinstance(username, str) and username.strip() and not _USERNAME.fullmatch(username):
+        fields.fail("username", "is invalid (no spaces, slashes, control or invisible characters)")
 
 
 def check_email(fields: Fields, email: str | Unset) -> None:
-    if isinstance(email, str) and email.strip() and not _EMAIL.match(email):
+    if isinstance(email, str) and email.strip() and not _EMAIL.fullmatch(email):
         fields.fail("email", "is invalid")
 
 

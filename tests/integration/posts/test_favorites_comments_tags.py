@@ -160,7 +160,7 @@ async def test_tags_list_every_tag_in_use(api: Api) -> None:
     assert set(tags) == {"common", *(f"tag{number}" for number in range(30))}
 
 
-async def test_duplicate_tags_in_one_article_are_kept_once_in_order(api: Api) -> None:
+async def test_duplicate_tags_in_one_article_are_kept_once_in_alphabetical_order(api: Api) -> None:
     alice = await api.register("alice")
     article = await api.create_article(alice, tagList=["b", "a", "b", " a "])
-    assert article["tagList"] == ["b", "a"]
+    assert article["tagList"] == ["a", "b"]

@@ -143,9 +143,12 @@ async def test_feed_without_token_returns_401(api: Api) -> None:
     assert response.json() == {"errors": {"token": ["is missing"]}}
 
 
-async def test_list_path_with_trailing_slash_is_not_the_list(api: Api) -> None:
-    response = await api.get("/api/articles/")
-    assert response.status_code == 404
+async def test_list_path_with_trailing_slash_is_the_list(api: Api) -> None:
+    alice = await api.register("alice")
+    await api.create_article(alice, "Listed")
+    slashed = await api.get("/api/articles/")
+    assert slashed.status_code == 200
+    assert slashed.json() == (await api.get("/api/articles")).json()
 
 
 async def test_tag_pages_and_feed_pages_are_exact_slices_of_the_newest_first_order(api: Api) -> None:
