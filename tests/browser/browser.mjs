@@ -71,12 +71,18 @@ export class Session {
   }
 
   async open() {
-    this.context = await this.browser.newContext({ viewport: { width: 1280, height: 900 } })
+    // No service workers: their requests would pass beside the routing below (and cache between steps).
+    this.context = await this.browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: 'block' })
     await this.context.route('**/*', (route) => {
       const url = route.request().url()
       if (isLocal(url)) return route.continue()
       this.blocked.push(url)
       return route.abort('blockedbyclient')
+    })
+    await this.context.routeWebSocket(/.*/, (socket) => {
+      if (isLocal(socket.url())) return socket.connectToServer()
+      this.blocked.push(socket.url())
+      return socket.close()
     })
     this.context.on('page', (page) => this.watch(page))
     this.context.setDefaultTimeout(10000)
@@ -103,6 +109,7 @@ export class Session {
       const text = message.text()
       if (where && !isLocal(where)) return // a resource we blocked
       if (/ERR_BLOCKED_BY_CLIENT|ERR_NAME_NOT_RESOLVED/.test(text)) return
+      if (this.blocked.some((url) => text.includes(url))) return // a socket we closed, say
       const status = /status of (\d{3})/.exec(text)
       if (status && this.current?.intended.some((i) => i.status === Number(status[1]))) return
       this.problem(`console error: ${text}${where ? ` (${where})` : ''}`)

@@ -2,17 +2,20 @@
 // are blocked, and a page on another origin reaches Quill through CORS (simple and preflighted requests).
 // Environment: as browser.mjs, plus PAGE_URL (a page of the static server) and API_URL (Quill's origin).
 
-import { check, launch, Session } from './browser.mjs'
+import { check, eventually, launch, Session } from './browser.mjs'
 
 const api = process.env.API_URL
 const browser = await launch()
 const session = new Session(browser)
 const page = await session.open()
 
-await session.run('page loads, outside request blocked', async () => {
+await session.run('page loads, outside requests blocked', async () => {
   await page.goto(process.env.PAGE_URL)
   await page.waitForLoadState('load')
-  check(session.blocked.some((url) => url.includes('quill-outside.invalid')), 'the outside image was not blocked')
+  await eventually(async () => {
+    check(session.blocked.some((url) => url.startsWith('http://quill-outside.invalid/')), 'the outside image was not blocked')
+    check(session.blocked.some((url) => url.startsWith('ws://quill-outside.invalid/')), 'the outside socket was not blocked')
+  }, 5000)
 })
 
 await session.run('CORS: GET /api/tags', async () => {

@@ -49,7 +49,7 @@ STEPS = (
     "error: short password",
 )
 SELFCHECK_STEPS = (
-    "page loads, outside request blocked",
+    "page loads, outside requests blocked",
     "CORS: GET /api/tags",
     "CORS: preflighted request, error readable",
 )
@@ -59,6 +59,7 @@ OUT = Path(os.environ.get("QUILL_BROWSER_OUT", Path(__file__).resolve().parents[
 SELFCHECK_PAGE = (
     b"<!doctype html><title>self-check</title><p>self-check</p>"
     b'<img src="http://quill-outside.invalid/pixel.png" alt="">'
+    b'<script>new WebSocket("ws://quill-outside.invalid/socket")</script>'
 )
 
 
