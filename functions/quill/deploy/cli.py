@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,10 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[list[str]], str | None]:
     commands: list[list[str]] = []
     if image is None:
         image = f"{args.registry}:{args.tag or __version__}"
+        # The Dockerfile installs only the lock, from a wheelhouse beside it (docs/deploy.md).
         commands.append(["docker", "build", "-t", image, str(ROOT)])
         commands.append(["docker", "push", image])
+        commands.insert(0, [sys.executable, "-m", "tests.image.engine", "wheels", str(ROOT / "wheels")])
     overlay = ROOT / "infra" / "overlays" / args.env
     manifest = None
     if args.tool == "kubectl":
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> None:
             print("# --- the manifest `kubectl apply -f -` receives ---")
             print(manifest, end="")
         return
-    if commands and commands[0][0] == "docker":
+    if any(command[0] == "docker" for command in commands):
         engine = _engine()
         if engine is None or not _engine_works(engine):
             raise SystemExit("no working container engine to build the image: pass --image <built image>")
@@ -133,4 +136,4 @@ def run(args: argparse.Namespace) -> None:
     for command in commands:
         print(f"$ {shlex.join(command)}", flush=True)
         stdin = manifest if command[:3] == ["kubectl", "apply", "-f"] else None
-        subprocess.run(command, input=stdin, text=True, check=True)  # noqa: S603 - argv built above
+        subprocess.run(command, input=stdin, text=True, check=True, cwd=ROOT)  # noqa: S603 - argv built above
