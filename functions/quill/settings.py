@@ -214,6 +214,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "QUILL_ENV=prod needs JWT_PRIVATE_KEY(_FILE) on login or JWT_PUBLIC_KEYS(_FILE) on the "
             "other functions; the generated dev key is for local runs only"
         )
+    if environment == "prod":
+        # The defaults point at 127.0.0.1: right on a laptop, and in a cluster a quiet way to
+        # talk to some other server (or none) when a manifest leaves a variable out.
+        for name in ("DATABASE_URL", "REDIS_URL"):
+            if not env.get(name):
+                raise ConfigError(f"QUILL_ENV=prod needs {name}: the 127.0.0.1 default is for local runs only")
     return settings
 
 

@@ -202,7 +202,8 @@ def test_every_variable_the_code_reads_is_set_or_safely_defaulted() -> None:
     # every other variable has a default that is safe in a cluster
     from quill.settings import Settings, load_settings
 
-    assert load_settings({"FUNCTION_TARGET": "cache", "QUILL_ENV": "prod"}).function == "cache"
+    prod = {"FUNCTION_TARGET": "cache", "QUILL_ENV": "prod", "DATABASE_URL": "postgresql://d", "REDIS_URL": "redis://r"}
+    assert load_settings(prod).function == "cache"
     assert Settings().max_body_bytes > 0
 
 

@@ -42,6 +42,8 @@ def test_values_are_read_and_typed() -> None:
         ({"READINESS_REQUIRES_REDIS": "maybe"}, "READINESS_REQUIRES_REDIS"),
         ({"QUILL_ENV": "staging"}, "QUILL_ENV"),
         ({"QUILL_ENV": "prod"}, "JWT_PRIVATE_KEY"),
+        ({"QUILL_ENV": "prod", "JWT_PUBLIC_KEYS": "k", "REDIS_URL": "redis://r"}, "DATABASE_URL"),
+        ({"QUILL_ENV": "prod", "JWT_PUBLIC_KEYS": "k", "DATABASE_URL": "postgresql://d"}, "REDIS_URL"),
         ({"JWT_PRIVATE_KEY_FILE": "/nonexistent/key.pem"}, "JWT_PRIVATE_KEY_FILE"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
         ({"REDIS_TIMEOUT": "-1"}, "REDIS_TIMEOUT"),
