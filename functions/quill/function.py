@@ -29,7 +29,6 @@ from quill.auth.guard import AuthMode, authenticate
 from quill.errors import ApiError, MethodNotAllowed, NotFound, token_missing
 from quill.http import NOSNIFF, json
 from quill.observability import (
-    CONTENT_TYPE_LATEST,
     bind_log_context,
     configure_logging,
     get_logger,
@@ -257,4 +256,5 @@ async def _readiness(call: Call) -> Response:
 
 
 async def _metrics(call: Call) -> Response:
-    return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = metrics_text()
+    return Response(body, media_type=content_type)

@@ -2,6 +2,10 @@
 
 Configured once per process on first use. Label values are function names, route
 templates and status codes, never raw paths or ids, so series stay bounded.
+
+Metrics are counted as plain numbers and handed to prometheus_client only when
+``/metrics`` is scraped: the library takes ~50 ms to import, which every cold start
+paid before its first request although only a scrape needs it.
 """
 
 from __future__ import annotations
@@ -12,20 +16,18 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 import structlog.tracebacks
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from quill.settings import get_settings
 
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
 __all__ = [
-    "CONTENT_TYPE_LATEST",
     "DEPENDENCY_ERRORS",
     "EVENTS_CONSUMED",
     "EVENTS_PUBLISHED",
@@ -40,38 +42,77 @@ __all__ = [
     "merge_log_context",
     "metrics_text",
     "observe_request",
+    "registry",
     "set_traceparent",
     "start_log_context",
 ]
 
-DEPENDENCY_ERRORS = Counter(
+
+class _Child:
+    """One labelled series of a ``Family``."""
+
+    __slots__ = ("_key", "_values")
+
+    def __init__(self, values: dict[tuple[str, ...], float], key: tuple[str, ...]) -> None:
+        self._values, self._key = values, key
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._values[self._key] += amount
+
+    def set(self, value: float) -> None:
+        self._values[self._key] = value
+
+
+class Family:
+    """A counter or gauge as plain numbers, with prometheus_client's ``labels().inc()`` shape.
+
+    Updated on the event loop's one thread, like the request series, so without a lock."""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...] = (), *, gauge: bool = False) -> None:
+        self.name, self.documentation, self.label_names, self.gauge = name, documentation, labels, gauge
+        self.values: dict[tuple[str, ...], float] = {}
+        _FAMILIES.append(self)
+
+    def labels(self, *values: str) -> _Child:
+        key = tuple(map(str, values))
+        self.values.setdefault(key, 0.0)
+        return _Child(self.values, key)
+
+    def set(self, value: float) -> None:
+        self.labels().set(value)
+
+
+_FAMILIES: list[Family] = []
+
+DEPENDENCY_ERRORS = Family(
     "quill_dependency_errors_total",
     "Calls to a dependency that failed and were answered by a fallback.",
-    ["dependency", "operation"],
+    ("dependency", "operation"),
 )
-EVENTS_PUBLISHED = Counter(
+EVENTS_PUBLISHED = Family(
     "quill_events_published_total",
     "Outbox events sent to the broker (sent) or left pending after a failed send (failed).",
-    ["outcome"],
+    ("outcome",),
 )
-EVENTS_CONSUMED = Counter(
+EVENTS_CONSUMED = Family(
     "quill_events_consumed_total",
     "CloudEvents handled by an event function, by consumer, type and outcome.",
-    ["consumer", "type", "outcome"],
+    ("consumer", "type", "outcome"),
 )
-OUTBOX_PENDING = Gauge(
+OUTBOX_PENDING = Family(
     "quill_outbox_pending",
     "Outbox events not yet accepted by the broker, as last counted by the relay.",
+    gauge=True,
 )
-RATE_LIMITED = Counter(
+RATE_LIMITED = Family(
     "quill_rate_limited_total",
     "Requests refused with 429, by limit.",
-    ["limit"],
+    ("limit",),
 )
-PASSWORD_HASHES = Counter(
+PASSWORD_HASHES = Family(
     "quill_password_hashes_total",
     "argon2id hashes computed: a new password (hash) or a login's check (verify).",
-    ["operation"],
+    ("operation",),
 )
 for _operation in ("hash", "verify"):
     PASSWORD_HASHES.labels(_operation)
@@ -99,7 +140,7 @@ _durations: dict[tuple[str, str, str], list[float]] = {}
 def observe_request(function: str, route: str, method: str, status: int, seconds: float) -> None:
     """Count one answered request. Plain numbers, not prometheus_client's Counter and
     Histogram: those take a lock per update (~6% of a cached read), and requests are
-    counted on the event loop's one thread. ``_RequestCollector`` hands them over on scrape."""
+    counted on the event loop's one thread. ``_collect`` hands them over on scrape."""
     answered = (function, route, method, str(status))
     _answered[answered] = _answered.get(answered, 0) + 1
     timed = (function, route, method)
@@ -110,31 +151,57 @@ def observe_request(function: str, route: str, method: str, status: int, seconds
     series[-1] += seconds
 
 
-class _RequestCollector(Collector):
-    """The request series in Prometheus's shape, built when /metrics is scraped."""
+def _collect() -> Iterator[Any]:
+    """Every series in Prometheus's shape, built when /metrics is scraped."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+    from prometheus_client.utils import floatToGoString
 
-    def collect(self) -> Iterator[Metric]:
-        answered = CounterMetricFamily(
-            "quill_http_requests",
-            "HTTP requests answered, by function, route template, method and status.",
-            labels=["function", "route", "method", "status"],
-        )
-        for status_labels, count in list(_answered.items()):
-            answered.add_metric(status_labels, count)
-        yield answered
-        durations = HistogramMetricFamily(
-            "quill_http_request_duration_seconds",
-            "Time to answer an HTTP request, by function and route template.",
-            labels=["function", "route", "method"],
-        )
-        bounds = [*map(floatToGoString, _DURATION_BOUNDS), "+Inf"]
-        for route_labels, series in list(_durations.items()):
-            cumulative = itertools.accumulate(series[:-1])
-            durations.add_metric(route_labels, list(zip(bounds, cumulative, strict=True)), series[-1])
-        yield durations
+    for family in _FAMILIES:
+        kind = GaugeMetricFamily if family.gauge else CounterMetricFamily
+        metric = kind(family.name, family.documentation, labels=family.label_names)
+        for labels, value in list(family.values.items()):
+            metric.add_metric(labels, value)
+        yield metric
+    answered = CounterMetricFamily(
+        "quill_http_requests",
+        "HTTP requests answered, by function, route template, method and status.",
+        labels=["function", "route", "method", "status"],
+    )
+    for status_labels, count in list(_answered.items()):
+        answered.add_metric(status_labels, count)
+    yield answered
+    durations = HistogramMetricFamily(
+        "quill_http_request_duration_seconds",
+        "Time to answer an HTTP request, by function and route template.",
+        labels=["function", "route", "method"],
+    )
+    bounds = [*map(floatToGoString, _DURATION_BOUNDS), "+Inf"]
+    for route_labels, series in list(_durations.items()):
+        cumulative = itertools.accumulate(series[:-1])
+        durations.add_metric(route_labels, list(zip(bounds, cumulative, strict=True)), series[-1])
+    yield durations
 
 
-REGISTRY.register(_RequestCollector())
+class _Quill:
+    """The collector prometheus_client's registry asks on each scrape."""
+
+    def collect(self) -> Iterator[Any]:
+        return _collect()
+
+
+_registered: CollectorRegistry | None = None
+
+
+def registry() -> CollectorRegistry:
+    """prometheus_client's default registry with Quill's series in it: imported and filled on
+    the first call (the first scrape), so a process that is never scraped never imports it."""
+    global _registered
+    if _registered is None:
+        from prometheus_client import REGISTRY
+
+        REGISTRY.register(_Quill())
+        _registered = REGISTRY
+    return _registered
 
 
 _traceparent: ContextVar[str | None] = ContextVar("quill_traceparent", default=None)
@@ -238,5 +305,8 @@ def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     return logger
 
 
-def metrics_text() -> bytes:
-    return generate_latest()
+def metrics_text() -> tuple[bytes, str]:
+    """The exposition of every series, and its content type."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return generate_latest(registry()), CONTENT_TYPE_LATEST

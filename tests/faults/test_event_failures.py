@@ -13,12 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 from cloudevents.http import CloudEvent
-from prometheus_client import REGISTRY
 
 from quill import cache, events
 from quill.broker.config import BrokerConfig, Delivery, TriggerConfig
 from quill.broker.local import LocalBroker
 from quill.domain import search as index
+from quill.observability import registry
 from quill.settings import Settings, use_settings
 from tests.conftest import Api
 from tests.event.conftest import article_id_of, emitted
@@ -59,7 +59,8 @@ async def broker(
 
 def outages() -> float:
     return (
-        REGISTRY.get_sample_value("quill_dependency_errors_total", {"dependency": "redis", "operation": "cache"}) or 0.0
+        registry().get_sample_value("quill_dependency_errors_total", {"dependency": "redis", "operation": "cache"})
+        or 0.0
     )
 
 

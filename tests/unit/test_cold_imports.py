@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-_WATCHED = ("redis", "yaml", "argon2", "quill.eventscli", "quill.deploy", "quill.bench")
+_WATCHED = ("redis", "yaml", "argon2", "prometheus_client", "quill.eventscli", "quill.deploy", "quill.bench")
 _PROBE = """
 import json, sys
 {setup}
@@ -26,9 +26,9 @@ def _imported(setup: str) -> set[str]:
 
 
 @pytest.mark.parametrize("function", ["posts", "profile", "login", "search", "outbox"])
-def test_a_single_function_starts_without_redis_yaml_or_argon2(function: str) -> None:
+def test_a_single_function_starts_without_redis_yaml_argon2_or_prometheus(function: str) -> None:
     """Redis is imported on the first call that uses it, yaml only by the bundle's
-    routing table, argon2 on the first password hashed."""
+    routing table, argon2 on the first password hashed, prometheus_client on the first scrape."""
     assert _imported(f"from quill.serving import create_app; create_app({function!r})") == set()
 
 

@@ -9,7 +9,7 @@ from quill.observability import metrics_text, observe_request
 
 def _samples(function: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     found = {}
-    for family in text_string_to_metric_families(metrics_text().decode()):
+    for family in text_string_to_metric_families(metrics_text()[0].decode()):
         for sample in family.samples:
             if sample.labels.get("function") == function:
                 labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k in ("le", "status")))
@@ -38,6 +38,6 @@ def test_each_route_template_is_its_own_series() -> None:
     observe_request("metrics-test-2", "/api/tags", "GET", 200, 0.002)
     observe_request("metrics-test-2", "/api/articles", "POST", 201, 0.02)
 
-    text = metrics_text().decode()
+    text = metrics_text()[0].decode()
     assert 'function="metrics-test-2",method="GET",route="/api/tags",status="200"} 1.0' in text
     assert 'function="metrics-test-2",method="POST",route="/api/articles",status="201"} 1.0' in text

@@ -19,8 +19,9 @@ NAMES = ("floor", "ceiling")
 COLD_START_NAMES = (*NAMES, "clients")
 
 # What `quill serve <function>` imports before its readiness probe can answer 200:
-# PostgreSQL and Redis clients (the probe pings both), logs and metrics.
-CLIENT_LIBRARIES = ("psycopg", "psycopg_pool", "redis.asyncio", "structlog", "prometheus_client")
+# PostgreSQL and Redis clients (the probe pings both) and logs; prometheus_client waits for
+# the first scrape.
+CLIENT_LIBRARIES = ("psycopg", "psycopg_pool", "redis.asyncio", "structlog")
 
 _FLOOR = """
 from functions_framework.aio import http

@@ -11,10 +11,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from prometheus_client import REGISTRY
 
 from quill.auth import passwords
 from quill.domain.users import canonical_email
+from quill.observability import registry
 from quill.settings import RateLimit, Settings, use_settings
 from tests.conftest import Api
 
@@ -36,7 +36,7 @@ def _login(email: str, password: str) -> dict[str, Any]:
 
 
 def _checks() -> float:
-    return REGISTRY.get_sample_value("quill_password_hashes_total", {"operation": "verify"}) or 0.0
+    return registry().get_sample_value("quill_password_hashes_total", {"operation": "verify"}) or 0.0
 
 
 def test_the_canonical_email_is_the_same_in_python_and_sql(settings: Settings) -> None:
