@@ -81,9 +81,25 @@ async def test_an_email_taken_in_another_ascii_case_is_a_conflict(api: Api) -> N
     assert again.json() == {"errors": {"email": ["has already been taken"]}}
 
 
-async def test_the_migration_makes_stored_emails_canonical(api: Api, settings: Settings) -> None:
+def _statement(starting: str) -> str:
+    """One statement of migration 0007, which has been applied to the test database already."""
     migration = resources.files("quill.migrations") / "0007_canonical_email.sql"
-    update = next(line for line in migration.read_text(encoding="utf-8").splitlines() if line.startswith("UPDATE"))
+    text = migration.read_text(encoding="utf-8")
+    start = text.index(starting)
+    end = text.index("$$;", start) + 3 if starting == "DO $$" else text.index(";", start) + 1
+    return text[start:end]
+
+
+async def test_the_migration_stops_on_accounts_that_would_share_an_email(api: Api, settings: Settings) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        for name, email in (("composed", "\u00e9mile@example.com"), ("decomposed", "e\u0301mile@example.com")):
+            conn.execute("INSERT INTO users (username, email, password_hash) VALUES (%s, %s, 'x')", (name, email))
+        with pytest.raises(psycopg.errors.RaiseException, match="accounts share one canonical email"):
+            conn.execute(_statement("DO $$").encode())
+
+
+async def test_the_migration_makes_stored_emails_canonical(api: Api, settings: Settings) -> None:
+    update = _statement("UPDATE users")
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO users (username, email, password_hash) VALUES ('old', %s, 'x')", ("Old.Mail@Example.COM",)
