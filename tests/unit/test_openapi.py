@@ -3,7 +3,10 @@ and the limits it states are exactly the ones the code enforces."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +66,22 @@ def test_documented_patterns_are_the_ones_the_code_enforces() -> None:
     assert schemas["NewUser"]["properties"]["username"]["pattern"] == fields.USERNAME
     assert schemas["NewUser"]["properties"]["email"]["pattern"] == fields.EMAIL
     assert schemas["NewArticle"]["properties"]["tagList"]["items"]["pattern"] == fields.TAG
+
+
+def test_every_published_pattern_reads_the_same_in_javascript() -> None:
+    """OpenAPI patterns are ECMA-262 regular expressions: a Python-only escape such as
+    ``\\U0001d173`` compiles there into something else, or not at all."""
+    node = shutil.which("node")
+    assert node is not None, "node is needed to check the patterns as JavaScript reads them"
+    samples = ["alice", "bob_2", "Ünïcödé", "a b", "a/b", "x\u200b", "tag", "dragons", "a@b.co", ""]
+    script = (
+        "const [patterns, samples] = JSON.parse(process.argv[1]);"
+        "console.log(JSON.stringify(patterns.map(p => samples.map(s => new RegExp(p, 'u').test(s)))));"
+    )
+    patterns = sorted(_patterns(OURS))
+    done = subprocess.run(
+        [node, "-e", script, json.dumps([patterns, samples])], capture_output=True, text=True, check=True, timeout=30
+    )
+    in_javascript = json.loads(done.stdout)
+    in_python = [[re.search(pattern, sample) is not None for sample in samples] for pattern in patterns]
+    assert in_javascript == in_python

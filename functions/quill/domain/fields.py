@@ -13,7 +13,19 @@ from typing import Any, Final
 
 from quill.errors import Unprocessable
 
-__all__ = ["EMAIL", "LINE", "NO_NUL", "TAG", "TEXT", "UNSET", "USERNAME", "Fields", "Unset", "normal_username"]
+__all__ = [
+    "EMAIL",
+    "LINE",
+    "NO_NUL",
+    "TAG",
+    "TEXT",
+    "UNSET",
+    "USERNAME",
+    "USERNAME_MAX",
+    "Fields",
+    "Unset",
+    "normal_username",
+]
 
 
 class Unset(enum.Enum):
@@ -37,13 +49,20 @@ TAG = LINE
 # plain letters they look like), then may hold no space, "/", control character, nor
 # anything invisible: every format character (Unicode category Cf: zero-width space, soft
 # hyphen, bidi controls, tag characters...), the Hangul fillers, and private-use characters.
-# So "alice\u200b" and the full-width "\uff41lice" cannot stand beside "alice".
+# So "alice\u200b" and the full-width "\uff41lice" cannot stand beside "alice". The
+# published pattern covers the Basic Multilingual Plane only, in escapes that Python and
+# JavaScript (the OpenAPI dialect) read alike; the few format characters beyond it are
+# refused too, by ``_INVISIBLE_BEYOND_BMP``, and the document says so.
 _INVISIBLE = (
     r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-"
-    r"\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3"
-    r"\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\u115f\u1160\u3164\uffa0\ue000-\uf8ff"
+    r"\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\u115f\u1160\u3164\uffa0\ue000-\uf8ff"
 )
 USERNAME = r"^[^\s/\x00-\x1f\x7f-\x9f" + _INVISIBLE + r"]+$"
+USERNAME_MAX = 64
+_INVISIBLE_BEYOND_BMP = re.compile(
+    r"[\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    r"\U000e0001\U000e0020-\U000e007f\U000f0000-\U0010ffff]"
+)
 EMAIL = r"^[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@\x00-\x1f\x7f-\x9f]+\.[^\s@\x00-\x1f\x7f-\x9f]+$"
 
 _LINE = re.compile(LINE)
@@ -135,8 +154,13 @@ def normal_username(username: str) -> str:
 
 
 def check_username(fields: Fields, username: str | Unset) -> None:
-    """``username`` is already in its normal form (``normal_username``)."""
-    if isinstance(username, str) and username.strip() and not _USERNAME.fullmatch(username):
+    """``username`` is already in its normal form (``normal_username``), which may be longer
+    than what was sent (one character can expand to several): the limit counts this form."""
+    if not isinstance(username, str) or not username.strip():
+        return
+    if len(username) > USERNAME_MAX:
+        fields.fail("username", f"is too long (maximum is {USERNAME_MAX} characters)")
+    elif not _USERNAME.fullmatch(username) or _INVISIBLE_BEYOND_BMP.search(username):
         fields.fail("username", "is invalid (no spaces, slashes, control or invisible characters)")
 
 

@@ -96,7 +96,7 @@ class UserChanges:
 def parse_registration(data: dict[str, Any]) -> Registration:
     fields = f.Fields(data)
     registration = Registration(
-        username=f.normal_username(fields.required("username", 64)),
+        username=f.normal_username(fields.required("username", f.USERNAME_MAX)),
         email=fields.required("email", 254),
         password=fields.required("password", 256),
     )
@@ -109,7 +109,7 @@ def parse_registration(data: dict[str, Any]) -> Registration:
 
 def parse_changes(data: dict[str, Any]) -> UserChanges:
     fields = f.Fields(data)
-    username = fields.changed("username", 64)
+    username = fields.changed("username", f.USERNAME_MAX)
     changes = UserChanges(
         username=f.normal_username(username) if isinstance(username, str) else username,
         email=fields.changed("email", 254),
