@@ -105,16 +105,22 @@ async def reading() -> AsyncIterator[Connection]:
                 await conn.set_autocommit(False)  # the pool hands it out transactional again
 
 
+# A probe must answer inside Kubernetes' default probe timeout (1 s): the pool gets a
+# moment, and the direct check gets the rest.
+_POOL_WAIT = 0.4
+_DIRECT_WAIT = 0.5
+_TOO_MANY_CONNECTIONS = "53300"
+
+
 async def ping() -> str:
     """``ok``, ``saturated`` (reachable, every pooled connection busy) or ``down``.
 
     A pool with no free connection is either busy or failing to reconnect, and its
     statistics cannot tell which (connections being attempted count in ``pool_size``).
     So a ping that finds none asks PostgreSQL directly, on a connection of its own."""
-    timeout = 1.0
     pool = await get_pool()
     try:
-        async with asyncio.timeout(timeout), pool.connection(timeout=timeout) as conn:
+        async with asyncio.timeout(_POOL_WAIT), pool.connection(timeout=_POOL_WAIT) as conn:
             await conn.execute("SELECT 1")
         return "ok"
     except (PoolTimeout, TimeoutError):
@@ -124,12 +130,16 @@ async def ping() -> str:
 
 
 async def _answers() -> bool:
-    """Whether PostgreSQL takes a new connection (outside the pool) within a second."""
+    """Whether PostgreSQL answers a new connection (outside the pool). A server refusing it
+    because every connection slot is taken answers too: it is up, and busy."""
     settings = get_settings()
     try:
-        async with asyncio.timeout(1.0):
-            conn = await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=1)
+        async with asyncio.timeout(_DIRECT_WAIT):
+            conn = await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=2)
             await conn.close()
         return True
+    except psycopg.OperationalError as exc:
+        # libpq reports a refused start-up without a result, so no SQLSTATE class: read it.
+        return exc.sqlstate == _TOO_MANY_CONNECTIONS or "too many" in str(exc)
     except (psycopg.Error, OSError, TimeoutError):
         return False
