@@ -6,26 +6,19 @@ in-process; anything no route claims (health, metrics, version) is the bundle's 
 
 from __future__ import annotations
 
-from functools import cache
-
 from functions_framework.aio import http
 from starlette.requests import Request
 from starlette.responses import Response
 
 from quill.function import Function
-from quill.routing import Rule, load_function, load_rules, resolve
+from quill.routing import load_function, load_rules, resolve
 
 OWN = Function("bundle", [])
 
 
-@cache
-def _rules() -> list[Rule]:
-    return load_rules()
-
-
 @http
 async def bundle(request: Request) -> Response:
-    name = resolve(_rules(), request.scope["path"])
+    name = resolve(load_rules(), request.scope["path"])
     if name is None:
         return await OWN(request)
     return await load_function(name)(request)

@@ -45,7 +45,9 @@ def _function_of(route: dict[str, Any]) -> str:
     return str(authority).split(".", 1)[0]
 
 
+@cache
 def load_rules(path: Path = ROUTING_FILE) -> list[Rule]:
+    """The rules of a VirtualService file, read once per process (callers must not change them)."""
     import yaml  # only the bundle routes by the table: one function alone never pays for yaml
 
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
