@@ -32,15 +32,16 @@ async def register(call: Call) -> Response:
 
 async def log_in(call: Call) -> Response:
     """Each attempt is counted before its password is checked, atomically: however many
-    arrive at once, at most the account's limit of passwords is ever tried per window."""
+    arrive at once, no more than the account's limit are checked in a window (a success
+    resets the count; with Redis away the limit lets every attempt through, as all do)."""
     settings = get_settings()
     fields = Fields(await read_wrapped(call.request, "user"))
     email, password = fields.required("email", 254), fields.required("password", 256)
     fields.done()
-    account = users.canonical_email(email)
+    account = users.canonical_email(email)  # the bucket is the account the lookup finds
     await ratelimit.hit("login_ip", client_ip(call.request), settings.login_per_ip)
     await ratelimit.hit("login_account", account, settings.login_per_account)
-    user = await users.authenticate(account, password)
+    user = await users.authenticate(email, password)
     await ratelimit.reset("login_account", account)
     return _signed_in(user, await sessions.begin(user.id))
 
