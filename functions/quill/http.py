@@ -7,6 +7,7 @@ before they reach SQL. Each failure is one RealWorld error body, never a 500.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import orjson
@@ -174,4 +175,9 @@ def client_ip(request: Request) -> str:
 
 
 def _is_loopback(address: str) -> bool:
-    return address.startswith("127.") or address in ("::1", "localhost")
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address == "localhost"
+    mapped = parsed.ipv4_mapped if isinstance(parsed, ipaddress.IPv6Address) else None
+    return parsed.is_loopback or (mapped is not None and mapped.is_loopback)
