@@ -63,11 +63,12 @@ async def _bounded(operation: str, work: Callable[..., T], *args: str) -> T:
             await slots.acquire()
     except TimeoutError:
         raise ServiceUnavailable("login") from None
-    try:
-        PASSWORD_HASHES.labels(operation).inc()
-        return await asyncio.to_thread(work, *args)
-    finally:
-        slots.release()
+    PASSWORD_HASHES.labels(operation).inc()
+    # The slot is freed when the hash ends, not when the caller stops waiting: a request
+    # cancelled mid-hash leaves its thread running, and it still counts.
+    running = asyncio.ensure_future(asyncio.to_thread(work, *args))
+    running.add_done_callback(lambda _: slots.release())
+    return await asyncio.shield(running)
 
 
 async def hash_password(password: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -156,3 +157,28 @@ async def test_at_most_the_configured_number_of_hashes_run_at_once(
 
     assert [answer.status_code for answer in answers] == [200] * 20
     assert peak == 2
+
+
+async def test_a_cancelled_login_keeps_its_hash_slot_until_the_hash_ends(
+    settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread of a cancelled request goes on hashing: it must still count as running."""
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def slow(hashed: str, password: str) -> bool:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.3)
+        with lock:
+            running -= 1
+        return False
+
+    monkeypatch.setattr(passwords, "_verify", slow)
+    with use_settings(settings_factory(password_hash_concurrency=1)):
+        first = asyncio.ensure_future(passwords.verify_password(None, "x"))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        await asyncio.gather(*(passwords.verify_password(None, "x") for _ in range(2)))
+    assert peak == 1
