@@ -1,18 +1,30 @@
-"""The ``quill`` command: run the bundle locally, apply migrations, serve one function, events."""
+"""The ``quill`` command: run the bundle locally, apply migrations, serve one function, events.
+
+Each command builds the ``Settings`` it runs with (``quill.settings``: the environment,
+plus what the command itself decides, such as the function ``quill serve`` serves or the
+embedded servers of ``quill dev``) and installs them; it never edits the environment.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import signal
 import sys
+from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quill.settings import Settings
 
 __all__ = ["main"]
 
-DEV_ENV = "dev.env"
+# What `quill dev` leaves for the other commands run beside it: its servers and broker.
+DEV_STATE = "dev.json"
+_DEV_SHARED = ("database_url", "redis_url", "k_sink")
 
 
 def _migrate(database_url: str) -> None:
@@ -22,13 +34,34 @@ def _migrate(database_url: str) -> None:
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}", flush=True)
 
 
-def _check_settings() -> None:
+def _settings(**options: Any) -> Settings:
+    """This command's settings, or a stop now, with the variable's name, rather than on the
+    first request. ``options`` are ``load_settings``'s ``defaults`` and ``overrides``."""
     from quill.settings import ConfigError, load_settings
 
     try:
-        load_settings()  # fail now, with the variable's name, rather than on the first request
+        return load_settings(**options)
     except ConfigError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
+
+
+def _dev_state(data: str) -> dict[str, Any]:
+    """What a ``quill dev`` using this data folder left for the other commands, if any."""
+    path = Path(data) / DEV_STATE
+    if not path.is_file():
+        return {}
+    found = json.loads(path.read_text(encoding="utf-8"))
+    return {name: found[name] for name in _DEV_SHARED if name in found}
+
+
+def _beside_dev(data: str) -> Settings:
+    """Outside ``quill dev``, reach the servers and broker it runs, unless another database
+    is configured: a ``DATABASE_URL`` of another setup wins, with nothing of quill dev's."""
+    found = _dev_state(data)
+    settings = _settings(defaults=found)
+    if found and settings.database_url != found["database_url"]:
+        return _settings()
+    return settings
 
 
 def _run(app: Any, function: str, host: str, port: int) -> None:
@@ -66,36 +99,23 @@ def _run(app: Any, function: str, host: str, port: int) -> None:
     )
 
 
-def _use_dev_env(data: str) -> None:
-    """Outside ``quill dev``, reach the servers and broker it runs (it leaves them in ``.quill/dev.env``).
-
-    Only when no other database is configured: a ``DATABASE_URL`` of another setup wins.
-    """
-    path = Path(data) / DEV_ENV
-    if not path.is_file():
-        return
-    found = dict(line.partition("=")[::2] for line in path.read_text(encoding="utf-8").splitlines() if "=" in line)
-    if os.environ.get("DATABASE_URL", found.get("DATABASE_URL")) != found.get("DATABASE_URL"):
-        return
-    for name, value in found.items():
-        os.environ.setdefault(name, value)
-
-
 def cmd_migrate(args: argparse.Namespace) -> None:
-    from quill.settings import DEFAULT_DATABASE_URL
+    from quill.settings import ConfigError, read
 
-    _use_dev_env(args.data_dir)
     # Only the database: the migrations Job sets DATABASE_URL alone, and the image's
     # QUILL_ENV=prod must not make it ask for JWT keys or anything else it never uses.
-    _migrate(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    try:
+        _migrate(read("database_url", defaults=_dev_state(args.data_dir)))
+    except ConfigError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from quill.serving import create_app
+    from quill.settings import use_settings
 
-    os.environ["FUNCTION_TARGET"] = args.function
-    _check_settings()
-    _run(create_app(args.function), args.function, args.host, args.port)
+    with use_settings(_settings(overrides={"function": args.function})):
+        _run(create_app(args.function), args.function, args.host, args.port)
 
 
 def _interrupt_on_termination() -> None:
@@ -124,44 +144,50 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 def _dev(args: argparse.Namespace) -> None:
     from quill import embedded
+    from quill.settings import use_settings
 
     data = Path(args.data_dir).resolve()
     base_url = f"http://{args.host}:{args.port}"
+    # Where the environment says nothing: no database or Redis (so embedded ones start),
+    # the dev key in the data folder, a pool for every function and the broker in one
+    # process, and console logs on a terminal.
+    defaults: Mapping[str, Any] = {
+        "database_url": "",
+        "redis_url": "",
+        "jwt_dev_key_path": str(data / "dev-jwt-key.pem"),
+        "db_pool_max": 10,
+        "log_json": not sys.stdout.isatty(),
+    }
+    settings = _settings(
+        defaults=defaults, overrides={"function": "bundle", "k_sink": f"{base_url}/_broker/quill/default"}
+    )
     with ExitStack() as stack:
-        wants_postgres = not os.environ.get("DATABASE_URL")
-        wants_redis = not os.environ.get("REDIS_URL")
-        if wants_postgres or wants_redis:
+        if not settings.database_url or not settings.redis_url:
             print(f"quill: starting embedded servers with data under {data}", flush=True)
-            servers = embedded.start(data, stack, postgres=wants_postgres, redis=wants_redis)
-            if wants_postgres:
-                os.environ["DATABASE_URL"] = servers.database_url
-            if wants_redis:
-                os.environ["REDIS_URL"] = servers.redis_url
-        os.environ.setdefault("JWT_DEV_KEY_PATH", str(data / "dev-jwt-key.pem"))
-        os.environ.setdefault("DB_POOL_MAX", "10")  # every function and the broker share this process
-        os.environ.setdefault("LOG_JSON", "false" if sys.stdout.isatty() else "true")
-        os.environ["FUNCTION_TARGET"] = "bundle"
-        os.environ["K_SINK"] = f"{base_url}/_broker/quill/default"
-        _check_settings()
+            servers = embedded.start(data, stack, postgres=not settings.database_url, redis=not settings.redis_url)
+            settings = replace(
+                settings,
+                database_url=settings.database_url or servers.database_url,
+                redis_url=settings.redis_url or servers.redis_url,
+            )
         data.mkdir(parents=True, exist_ok=True)
-        (data / DEV_ENV).write_text(
-            "".join(f"{name}={os.environ[name]}\n" for name in ("DATABASE_URL", "REDIS_URL", "K_SINK")),
-            encoding="utf-8",
-        )
-        _migrate(os.environ["DATABASE_URL"])
+        shared = {name: getattr(settings, name) for name in _DEV_SHARED}
+        (data / DEV_STATE).write_text(json.dumps(shared, indent=2) + "\n", encoding="utf-8")
+        _migrate(settings.database_url)
         from quill.devserver import DevServer
 
-        server = DevServer(base_url)
-        print(f"quill: broker ingress (K_SINK) at {server.sink}", flush=True)
-        _run(server, "bundle", args.host, args.port)
+        with use_settings(settings):
+            server = DevServer(base_url)
+            print(f"quill: broker ingress (K_SINK) at {server.sink}", flush=True)
+            _run(server, "bundle", args.host, args.port)
 
 
 def cmd_events(args: argparse.Namespace) -> None:
     from quill import eventscli
+    from quill.settings import use_settings
 
-    _use_dev_env(args.data_dir)
-    _check_settings()
-    eventscli.run(args)
+    with use_settings(_beside_dev(args.data_dir)):
+        eventscli.run(args)
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
@@ -174,6 +200,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from quill.bench import cli
 
     cli.run(args)
+
+
+def _default_port() -> int:
+    from quill.settings import ConfigError, read
+
+    try:
+        port: int = read("port")
+    except ConfigError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+    return port
 
 
 # Commands whose parsers need no other module: `quill serve` is how every function
@@ -192,7 +228,7 @@ def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
         "--data-dir", dest="data_dir", default=".quill", help="folder of quill dev's local data (default .quill)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    default_port = int(os.environ.get("PORT", "8080"))
+    default_port = _default_port()
 
     dev = commands.add_parser(
         "dev",
