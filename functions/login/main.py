@@ -57,7 +57,7 @@ async def update_user(call: Call) -> Response:
     user = await users.get(call.user_id)
     if user is None:
         raise token_invalid()
-    changes = users.parse_changes(await read_wrapped(call.request, "user"))
+    changes = users.parse_changes(await read_wrapped(call.request, "user"), user)
     updated = await users.update(user, changes, call.session_id)
     ends = await sessions.ends_at(call.session_id)
     if ends is None:

@@ -69,6 +69,7 @@ RETURNING {_COLUMNS}
 """
 
 
+_NEVER = object()
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -107,7 +108,11 @@ def parse_registration(data: dict[str, Any]) -> Registration:
     return Registration(registration.username, canonical_email(registration.email), registration.password)
 
 
-def parse_changes(data: dict[str, Any]) -> UserChanges:
+def parse_changes(data: dict[str, Any], current: User) -> UserChanges:
+    """The changes asked for. Settings forms send the whole form back: a username or email
+    sent exactly as ``current`` has it is no change, so an account stored before a rule was
+    tightened (an invisible character, a full-width name) can still save its bio."""
+    data = {name: value for name, value in data.items() if value != getattr(current, name, _NEVER)}
     fields = f.Fields(data)
     username = fields.changed("username", f.USERNAME_MAX)
     changes = UserChanges(

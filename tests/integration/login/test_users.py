@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 
+from quill.settings import Settings
 from tests.conftest import Api, ApiFactory
 
 
@@ -260,3 +262,20 @@ async def test_a_new_password_ends_every_other_session_but_not_the_callers(login
     assert (await login.get("/api/user", changed.json()["user"]["token"])).status_code == 200
     assert (await login.get("/api/user", mine)).status_code == 200
     assert (await login.get("/api/user", other)).status_code == 401
+
+
+async def test_an_account_stored_before_the_username_rules_can_still_save_its_settings(
+    login: Api, settings: Settings
+) -> None:
+    """Frontends send the whole settings form back, username included: an unchanged name is no change."""
+    token = await login.register("legacy")
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE users SET username = %s WHERE username = 'legacy'", ("leg\u200bacy",))
+    form = {"username": "leg\u200bacy", "email": "legacy@example.com", "bio": "Still here", "image": None}
+
+    response = await login.put("/api/user", token, json={"user": form})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["bio"] == "Still here"
+    renamed = await login.put("/api/user", token, json={"user": {**form, "username": "new\u200bname"}})
+    assert renamed.status_code == 422
