@@ -138,7 +138,7 @@ def engine() -> Iterator[Docker]:
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # the containerd it started is in its session too
             process.wait(timeout=10)
         log.close()
         shutil.rmtree(exec_root, ignore_errors=True)
