@@ -180,10 +180,11 @@ def test_token_settings_agree_between_login_and_the_gateway() -> None:
 
 
 def _env_names_read_by_settings() -> set[str]:
-    source = (FUNCTIONS_DIR / "quill" / "settings.py").read_text()
-    return set(re.findall(r'env(?:\.get)?\(\s*"([A-Z_]+)"', source)) | set(
-        re.findall(r'_(?:int|float|bool|rate|secret)\(env, "([A-Z_]+)"', source)
-    )
+    from dataclasses import fields
+
+    from quill.settings import Settings
+
+    return {str(declared.metadata["variable"]) for declared in fields(Settings)}
 
 
 def test_every_variable_the_code_reads_is_set_or_safely_defaulted() -> None:
