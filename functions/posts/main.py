@@ -47,8 +47,7 @@ async def feed(call: Call) -> Response:
 
 async def create_article(call: Call) -> Response:
     new = articles.parse_new(await read_wrapped(call.request, "article"))
-    slug = await articles.create(call.user_id, new)
-    return json(wire.article(await articles.get(slug, call.user_id)), 201)
+    return json(wire.article(await articles.create(call.user_id, new)), 201)
 
 
 def _article_json(article: Article) -> bytes:
@@ -62,10 +61,8 @@ async def get_article(call: Call) -> Response:
 
 
 async def update_article(call: Call) -> Response:
-    await articles.check_owner(call.param("slug"), call.user_id)
-    changes = articles.parse_changes(await read_wrapped(call.request, "article"))
-    slug = await articles.update(call.param("slug"), call.user_id, changes)
-    return json(wire.article(await articles.get(slug, call.user_id)))
+    changes = await articles.read_changes(call.param("slug"), call.user_id, read_wrapped(call.request, "article"))
+    return json(wire.article(await articles.update(call.param("slug"), call.user_id, changes)))
 
 
 async def delete_article(call: Call) -> Response:
@@ -74,13 +71,11 @@ async def delete_article(call: Call) -> Response:
 
 
 async def favorite(call: Call) -> Response:
-    await articles.favorite(call.param("slug"), call.user_id)
-    return json(wire.article(await articles.get(call.param("slug"), call.user_id)))
+    return json(wire.article(await articles.favorite(call.param("slug"), call.user_id)))
 
 
 async def unfavorite(call: Call) -> Response:
-    await articles.unfavorite(call.param("slug"), call.user_id)
-    return json(wire.article(await articles.get(call.param("slug"), call.user_id)))
+    return json(wire.article(await articles.unfavorite(call.param("slug"), call.user_id)))
 
 
 async def list_comments(call: Call) -> Response:

@@ -74,6 +74,7 @@ class Settings:
     log_json: bool = True
     k_sink: str | None = None
     event_timeout: float = 2.0
+    event_send_wait: float = 0.25
     outbox_batch: int = 100
 
 
@@ -199,6 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_json=_bool(env, "LOG_JSON", True),
         k_sink=env.get("K_SINK") or None,
         event_timeout=_float(env, "EVENT_PUBLISH_TIMEOUT", 2.0),
+        event_send_wait=_float(env, "EVENT_SEND_WAIT", 0.25),
         outbox_batch=_int(env, "OUTBOX_BATCH", 100, minimum=1),
     )
     if settings.db_pool_min > settings.db_pool_max:

@@ -12,7 +12,7 @@ import functools
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,7 @@ from quill.domain import views
 from quill.domain.outbox import Transaction, transaction
 from quill.domain.values import Article, Profile
 from quill.domain.views import article_key
-from quill.errors import Forbidden, NotFound
+from quill.errors import ApiError, Forbidden, NotFound
 from quill.wire import timestamp as wire_time
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "parse_changes",
     "parse_import",
     "parse_new",
+    "read_changes",
     "slugify",
     "tags",
     "unfavorite",
@@ -204,18 +205,26 @@ _FLAGS_FOR = "SELECT" + _VIEWER_FLAGS + "FROM articles a WHERE a.id = %(article_
 _LOCATE = "SELECT id, author_id FROM articles WHERE slug = %s FOR KEY SHARE"
 _LOCATE_FOR_UPDATE = "SELECT id, author_id, slug, title FROM articles WHERE slug = %s FOR UPDATE"
 
-_EVENT_COLUMNS = """
-    id, slug, title, description, tag_list, created_at, updated_at, author_id,
-    (SELECT username FROM users WHERE users.id = author_id) AS author_username
-"""
+# What a write hands back: the article as its writer now reads it (author and flags
+# included), so the response needs no second read; ``author_username`` is for the event.
+_WRITTEN = (
+    """
+    a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
+    a.favorites_count, a.author_id, u.username, u.bio, u.image, u.username AS author_username,"""
+    + _VIEWER_FLAGS
+)
 _INSERT = (
     """
-INSERT INTO articles (slug, author_id, title, description, body, tag_list, created_at, updated_at)
-VALUES (%(slug)s, %(author_id)s, %(title)s, %(description)s, %(body)s, %(tag_list)s,
-        coalesce(%(created_at)s, date_trunc('milliseconds', clock_timestamp())),
-        coalesce(%(updated_at)s, %(created_at)s, date_trunc('milliseconds', clock_timestamp())))
-RETURNING"""
-    + _EVENT_COLUMNS
+WITH a AS (
+    INSERT INTO articles (slug, author_id, title, description, body, tag_list, created_at, updated_at)
+    VALUES (%(slug)s, %(author_id)s, %(title)s, %(description)s, %(body)s, %(tag_list)s,
+            coalesce(%(created_at)s, date_trunc('milliseconds', clock_timestamp())),
+            coalesce(%(updated_at)s, %(created_at)s, date_trunc('milliseconds', clock_timestamp())))
+    RETURNING *
+)
+SELECT"""
+    + _WRITTEN
+    + "FROM a JOIN users u ON u.id = a.author_id"
 )
 _INSERT_TAGS = (
     "INSERT INTO article_tags (article_id, tag, created_at)"
@@ -224,17 +233,20 @@ _INSERT_TAGS = (
 _DELETE_TAGS = "DELETE FROM article_tags WHERE article_id = %s"
 _UPDATE = (
     """
-UPDATE articles SET
+UPDATE articles a SET
     slug = %(slug)s,
-    title = coalesce(%(title)s, title),
-    description = coalesce(%(description)s, description),
-    body = coalesce(%(body)s, body),
-    tag_list = coalesce(%(tag_list)s, tag_list),
-    updated_at = greatest(date_trunc('milliseconds', clock_timestamp()), updated_at + interval '1 millisecond')
-WHERE id = %(article_id)s
+    title = coalesce(%(title)s, a.title),
+    description = coalesce(%(description)s, a.description),
+    body = coalesce(%(body)s, a.body),
+    tag_list = coalesce(%(tag_list)s, a.tag_list),
+    updated_at = greatest(date_trunc('milliseconds', clock_timestamp()), a.updated_at + interval '1 millisecond')
+FROM users u
+WHERE a.id = %(article_id)s AND u.id = a.author_id
 RETURNING"""
-    + _EVENT_COLUMNS
+    + _WRITTEN
 )
+# A favorite's answer, read in its own transaction (the count and flags as just changed).
+_READ_BACK = "SELECT" + _WRITTEN + "FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = %(article_id)s"
 _DELETE = "DELETE FROM articles WHERE id = %s RETURNING id, slug, author_id"
 _FAVORITE = """
 WITH added AS (
@@ -438,11 +450,13 @@ async def _with_free_slug(conn: Connection, base: str, statement: str, params: d
     raise RuntimeError(f"no free slug for {base!r} after 9 attempts")
 
 
-async def insert(tx: Transaction, author_id: int, new: NewArticle) -> str:
-    """Store a new article inside ``tx`` (emitting ``article.created``) and return its slug."""
+async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
+    """Store a new article inside ``tx`` (emitting ``article.created``) and return it as
+    its author reads it."""
     params: dict[str, Any] = {
         "slug": slugify(new.title),
         "author_id": author_id,
+        "viewer": author_id,
         "title": new.title,
         "description": new.description,
         "body": new.body,
@@ -454,10 +468,15 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> str:
     if new.tag_list:
         await tx.conn.execute(_INSERT_TAGS, (list(new.tag_list), row["id"]))
     await tx.emit(events.ARTICLE_CREATED, row["id"], _event_data(row))
-    return str(row["slug"])
+    return _written(row)
 
 
-async def create(author_id: int, new: NewArticle) -> str:
+def _written(row: dict[str, Any]) -> Article:
+    return _from_row(row, favorited=row["favorited"], following=row["following"])
+
+
+async def create(author_id: int, new: NewArticle) -> Article:
+    """The new article, from the statement that stored it: one transaction, no read back."""
     async with transaction(_EMITTER) as tx:
         return await insert(tx, author_id, new)
 
@@ -525,8 +544,21 @@ async def check_owner(slug: str, user_id: int) -> None:
         await _locate_own(conn, slug, user_id)
 
 
-async def update(slug: str, user_id: int, changes: ArticleChanges) -> str:
-    """Apply ``changes`` by the article's author; a new title gets a new slug."""
+async def read_changes(slug: str, user_id: int, body: Awaitable[dict[str, Any]]) -> ArticleChanges:
+    """The changes a request ``body`` asks for. An article that is missing or not the
+    caller's answers 404 or 403 before anything wrong with the body does (the error
+    precedence); ``update`` checks that in its own transaction, so a read of its own is
+    spent only on a body that fails."""
+    try:
+        return parse_changes(await body)
+    except ApiError:
+        await check_owner(slug, user_id)
+        raise
+
+
+async def update(slug: str, user_id: int, changes: ArticleChanges) -> Article:
+    """Apply ``changes`` by the article's author; a new title gets a new slug. Returns the
+    article as the author now reads it, from the UPDATE itself."""
     async with transaction(_EMITTER) as tx:
         row = await _locate_own(tx.conn, slug, user_id)
         base = row["slug"]
@@ -539,6 +571,7 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> str:
             "description": None if isinstance(changes.description, f.Unset) else changes.description,
             "body": None if isinstance(changes.body, f.Unset) else changes.body,
             "tag_list": tag_list,
+            "viewer": user_id,
         }
         if base == row["slug"]:
             updated = await (await tx.conn.execute(_UPDATE, {**params, "slug": base})).fetchone()
@@ -553,7 +586,7 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> str:
                 await tx.conn.execute(_INSERT_TAGS, (tag_list, row["id"]))
         await tx.emit(events.ARTICLE_UPDATED, row["id"], _event_data(updated, previous_slug=row["slug"]))
         tx.stale |= views.article_keys(slug, str(new_slug))
-    return str(new_slug)
+    return _written(updated)
 
 
 async def delete(slug: str, user_id: int) -> None:
@@ -566,11 +599,13 @@ async def delete(slug: str, user_id: int) -> None:
         tx.stale |= views.article_keys(slug)
 
 
-async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> None:
-    """Favorite or unfavorite; an event only when the favorite really changed."""
+async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> Article:
+    """Favorite or unfavorite; an event only when the favorite really changed. Returns the
+    article as the viewer now reads it, read in the same transaction."""
     async with transaction(_EMITTER) as tx:
         article_id, _ = await id_of(tx.conn, slug)
-        changed = await (await tx.conn.execute(statement, {"viewer": viewer_id, "article_id": article_id})).fetchone()
+        params = {"viewer": viewer_id, "article_id": article_id}
+        changed = await (await tx.conn.execute(statement, params)).fetchone()
         if changed is not None:
             await tx.emit(
                 event,
@@ -581,15 +616,18 @@ async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> None:
                     "favoritesCount": changed["favorites_count"],
                 },
             )
+        row = await (await tx.conn.execute(_READ_BACK, params)).fetchone()
+        assert row is not None  # the article is held FOR KEY SHARE since id_of
         tx.stale |= views.article_keys(slug)
+    return _written(row)
 
 
-async def favorite(slug: str, viewer_id: int) -> None:
-    await _favor(_FAVORITE, events.ARTICLE_FAVORITED, slug, viewer_id)
+async def favorite(slug: str, viewer_id: int) -> Article:
+    return await _favor(_FAVORITE, events.ARTICLE_FAVORITED, slug, viewer_id)
 
 
-async def unfavorite(slug: str, viewer_id: int) -> None:
-    await _favor(_UNFAVORITE, events.ARTICLE_UNFAVORITED, slug, viewer_id)
+async def unfavorite(slug: str, viewer_id: int) -> Article:
+    return await _favor(_UNFAVORITE, events.ARTICLE_UNFAVORITED, slug, viewer_id)
 
 
 async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
