@@ -254,7 +254,7 @@ async def _attempt(rows: list[tuple[int, events.Envelope, str]], sink: str) -> _
     outcome = _Outcome()
     for position, (row_id, envelope, type) in enumerate(rows):
         try:
-            await events.send(envelope.to_cloudevent(), sink)
+            await events.deliver(envelope, sink)
         except events.SendFailed as exc:
             outcome.error = str(exc)[:500]
             _log.warning("event_publish_failed", event_type=type, event_id=envelope.id, error=outcome.error[:200])
