@@ -220,6 +220,7 @@ WITH a AS (
     VALUES (%(slug)s, %(author_id)s, %(title)s, %(description)s, %(body)s, %(tag_list)s,
             coalesce(%(created_at)s, date_trunc('milliseconds', clock_timestamp())),
             coalesce(%(updated_at)s, %(created_at)s, date_trunc('milliseconds', clock_timestamp())))
+    ON CONFLICT (slug) DO NOTHING
     RETURNING *
 )
 SELECT"""
@@ -450,6 +451,17 @@ async def _with_free_slug(conn: Connection, base: str, statement: str, params: d
     raise RuntimeError(f"no free slug for {base!r} after 9 attempts")
 
 
+async def _insert_with_free_slug(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Insert under the first free slug candidate. A taken slug inserts nothing (``ON
+    CONFLICT DO NOTHING``) rather than failing, so no savepoint is needed around each try:
+    two round trips fewer than ``_with_free_slug``."""
+    for slug in _candidates(params["slug"]):
+        row = await (await conn.execute(_INSERT, {**params, "slug": slug})).fetchone()
+        if row is not None:
+            return row
+    raise RuntimeError(f"no free slug for {params['slug']!r} after 9 attempts")
+
+
 async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
     """Store a new article inside ``tx`` (emitting ``article.created``) and return it as
     its author reads it."""
@@ -464,7 +476,7 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
         "created_at": new.created_at,
         "updated_at": new.updated_at,
     }
-    row = await _with_free_slug(tx.conn, params["slug"], _INSERT, params)
+    row = await _insert_with_free_slug(tx.conn, params)
     if new.tag_list:
         await tx.conn.execute(_INSERT_TAGS, (list(new.tag_list), row["id"]))
     await tx.emit(events.ARTICLE_CREATED, row["id"], _event_data(row))
