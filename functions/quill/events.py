@@ -46,6 +46,7 @@ __all__ = [
     "aclose",
     "deliver",
     "get_client",
+    "remember_missing_sniffio",
     "send",
     "source_of",
 ]
@@ -148,7 +149,7 @@ class SendFailed(Exception):
         return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
 
 
-def _remember_missing_sniffio() -> None:
+def remember_missing_sniffio() -> None:
     """httpcore runs ``import sniffio`` in every lock and cancel shield it makes, several per
     send. Without sniffio installed each of those imports searches ``sys.path`` again (a stat
     per entry): py-spy put 10% of a served write's CPU there. A ``None`` in ``sys.modules``
@@ -163,7 +164,7 @@ async def _connect() -> httpx.AsyncClient:
     # Imported on the first send: a read-only request never pays for the HTTP client.
     import httpx
 
-    _remember_missing_sniffio()
+    remember_missing_sniffio()
 
     timeout = get_settings().event_timeout
     return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)))
