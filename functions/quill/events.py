@@ -212,10 +212,10 @@ async def deliver(envelope: Envelope, sink: str) -> None:
     client = _sinks.get(sink) or _sinks.setdefault(sink, Sink(sink))
     try:
         async with asyncio.timeout(get_settings().event_timeout):
-            status = await client.post(headers, orjson.dumps(envelope.data))
+            reply = await client.post(headers, orjson.dumps(envelope.data))
     except TimeoutError:
         raise SendFailed("ReadTimeout: the sink did not answer in time") from None
     except (OSError, SinkError) as exc:
         raise SendFailed(f"{type(exc).__name__}: {exc}") from exc
-    if not 200 <= status < 300:
-        raise SendFailed(f"HTTP {status}", status)
+    if not reply.is_success:
+        raise SendFailed(f"HTTP {reply.status}", reply.status)

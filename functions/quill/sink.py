@@ -11,12 +11,24 @@ anything this client does not speak, goes through httpx (``quill.events``).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["Sink", "SinkError", "is_plain_http"]
+__all__ = ["Reply", "Sink", "SinkError", "is_plain_http"]
 
 # Idle connections kept per sink; a burst past it opens more and closes them after.
 _MAX_IDLE = 64
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
 
 
 class SinkError(Exception):
@@ -36,9 +48,9 @@ class Sink:
         self._head = f"POST {target} HTTP/1.1\r\nhost: {parts.netloc}\r\n".encode("latin-1")
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def post(self, headers: list[tuple[str, str]], body: bytes) -> int:
-        """POST ``body``; return the status. A connection the sink closed while idle is
-        replaced once: the request never reached it."""
+    async def post(self, headers: list[tuple[str, str]], body: bytes) -> Reply:
+        """POST ``body``; return the reply. A connection the sink closed while idle is
+        replaced: the request never reached it."""
         fields = "".join(f"{name}: {value}\r\n" for name, value in headers)
         request = self._head + f"content-length: {len(body)}\r\n{fields}\r\n".encode("latin-1") + body
         while True:
@@ -46,7 +58,7 @@ class Sink:
             reader, writer = self._idle.pop() if reused else await self._open()
             try:
                 writer.write(request)
-                status, keep = await _response(reader)
+                reply, keep = await _response(reader)
             except BaseException as exc:  # a half-used connection is never reused, whatever stopped it
                 writer.close()
                 if reused and isinstance(exc, (OSError, asyncio.IncompleteReadError)):
@@ -58,7 +70,7 @@ class Sink:
                 self._idle.append((reader, writer))
             else:
                 writer.close()
-            return status
+            return reply
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection(self.host, self.port)
@@ -69,8 +81,8 @@ class Sink:
             writer.close()
 
 
-async def _response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """The status of the reply, its body read and dropped; whether the connection stays open."""
+async def _response(reader: asyncio.StreamReader) -> tuple[Reply, bool]:
+    """The reply; whether the connection stays open."""
     line = await reader.readline()
     if not line:
         raise ConnectionResetError("the sink closed the connection")
@@ -79,25 +91,24 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, bool]:
         raise ValueError(f"not an HTTP/1.x status line: {line[:40]!r}")
     status = int(status_text)
     keep = version == b"HTTP/1.1"
-    length: int | None = None
-    chunked = False
+    headers: dict[str, str] = {}
     while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
-        name, _, value = header.partition(b":")
-        name, value = name.strip().lower(), value.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = value.endswith(b"chunked")
-        elif name == b"connection":
-            keep = value == b"keep-alive" or (keep and value != b"close")
-    if chunked:
+        name, _, value = header.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    connection = headers.get("connection", "").lower()
+    keep = connection == "keep-alive" or (keep and connection != "close")
+    if headers.get("transfer-encoding", "").lower().endswith("chunked"):
+        chunks = []
         while size := int((await reader.readline()).split(b";")[0], 16):
-            await reader.readexactly(size + 2)
+            chunks.append((await reader.readexactly(size + 2))[:-2])
         while await reader.readline() not in (b"\r\n", b"\n", b""):
             pass  # trailers
-    elif length is not None:
-        await reader.readexactly(length)
+        body = b"".join(chunks)
+    elif "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
     elif status >= 200 and status not in (204, 304):
-        await reader.read()  # framed by the end of the connection
+        body = await reader.read()  # framed by the end of the connection
         keep = False
-    return status, keep
+    else:
+        body = b""
+    return Reply(status, headers, body), keep
