@@ -16,8 +16,15 @@ from quill.http import empty, json, page, query_text, raw_json, read_wrapped
 
 async def list_articles(call: Call) -> Response:
     query_string: bytes = call.request.scope["query_string"]
-    if call.viewer_id is None and (held := views.held_list(query_string)) is not None:
-        return raw_json(held)
+    shown = views.held_list(query_string)
+    if shown is None:
+        shown = await _anonymous_page(call, query_string)
+    if call.viewer_id is not None:  # the page every reader gets, with this viewer's flags
+        return raw_json(await articles.flag_page(shown, call.viewer_id, query_string))
+    return raw_json(shown)
+
+
+async def _anonymous_page(call: Call, query_string: bytes) -> bytes:
     limit, offset = page(call.request)
     query = articles.ArticleQuery(
         tag=query_text(call.request, "tag"),
@@ -27,16 +34,13 @@ async def list_articles(call: Call) -> Response:
         limit=limit,
         offset=offset,
     )
-    if call.viewer_id is not None:
-        found, total = await articles.list_articles(query, call.viewer_id)
-        return json(wire.article_list(found, total))
 
     async def render() -> bytes:
         found, total = await articles.list_articles(query, None)
         return orjson.dumps(wire.article_list(found, total))
 
     filters = [query.tag, query.author, query.favorited, query.q, query.limit, query.offset]
-    return raw_json(await views.anonymous_list(filters, render, query_string))
+    return await views.anonymous_list(filters, render, query_string)
 
 
 async def feed(call: Call) -> Response:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg.errors
 
 from quill import cache, events
@@ -41,6 +42,7 @@ __all__ = [
     "delete",
     "favorite",
     "feed",
+    "flag_page",
     "get",
     "id_of",
     "insert",
@@ -263,6 +265,24 @@ WITH removed AS (
 )
 UPDATE articles SET favorites_count = favorites_count - 1 WHERE id IN (SELECT article_id FROM removed)
 RETURNING favorites_count, (SELECT username FROM users WHERE id = %(viewer)s) AS username
+"""
+# The viewer's flags for one page, by the slugs and usernames the page shows: both
+# looked up by unique index, at most 20 of each.
+_PAGE_FLAGS = """
+SELECT
+    ARRAY(SELECT a.slug FROM articles a JOIN favorites fv ON fv.article_id = a.id AND fv.user_id = %(viewer)s
+          WHERE a.slug = ANY(%(slugs)s)) AS favorited,
+    ARRAY(SELECT u.username FROM users u JOIN follows fo ON fo.followee_id = u.id AND fo.follower_id = %(viewer)s
+          WHERE u.username = ANY(%(authors)s)) AS following
+"""
+# Everything the viewer favorited and follows, up to MAX_MARKS each (kept in memory).
+MAX_MARKS = 1000
+_ALL_MARKS = """
+SELECT
+    ARRAY(SELECT a.slug FROM favorites fv JOIN articles a ON a.id = fv.article_id
+          WHERE fv.user_id = %(viewer)s LIMIT %(limit)s) AS favorited,
+    ARRAY(SELECT u.username FROM follows fo JOIN users u ON u.id = fo.followee_id
+          WHERE fo.follower_id = %(viewer)s LIMIT %(limit)s) AS following
 """
 _TAGS = "SELECT tag FROM tag_totals GROUP BY tag HAVING sum(articles) > 0 ORDER BY sum(articles) DESC, tag"
 
@@ -679,6 +699,50 @@ async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[lis
             "offset": query.offset,
         }
     )
+
+
+async def flag_page(page: bytes, viewer_id: int, query_string: bytes) -> bytes:
+    """An anonymous list ``page`` (rendered) as ``viewer_id`` reads it: the same articles
+    with their ``favorited`` and ``following`` flags. The page comes from memory
+    (``views.anonymous_list``), built once per change for every reader, and so do the
+    viewer's favorites and follows (``views.viewer_marks``), dropped by the writes that
+    change them: a favorite or follow shows in the very next read. A viewer with more
+    than ``MAX_MARKS`` of either has the page's flags looked up instead."""
+    marks = await views.viewer_marks(viewer_id, functools.partial(_all_marks, viewer_id))
+    if marks == b"null":
+        return _flagged(page, await _page_marks(viewer_id, orjson.loads(page)["articles"]))
+    return views.viewer_page(viewer_id, query_string, page, marks, lambda: _flagged(page, orjson.loads(marks)))
+
+
+def _flagged(page: bytes, marks: dict[str, list[str]]) -> bytes:
+    document = orjson.loads(page)
+    favorited, following = set(marks["favorited"]), set(marks["following"])
+    for article in document["articles"]:
+        article["favorited"] = article["slug"] in favorited
+        article["author"]["following"] = article["author"]["username"] in following
+    return orjson.dumps(document)
+
+
+async def _all_marks(viewer_id: int) -> bytes:
+    """The viewer's marks, encoded for ``views.viewer_marks``; ``null`` if too many to keep."""
+    async with reading() as conn:
+        row = await (await conn.execute(_ALL_MARKS, {"viewer": viewer_id, "limit": MAX_MARKS + 1})).fetchone()
+    assert row is not None  # a SELECT of two arrays always answers one row
+    if len(row["favorited"]) > MAX_MARKS or len(row["following"]) > MAX_MARKS:
+        return b"null"
+    return orjson.dumps({"favorited": row["favorited"], "following": row["following"]})
+
+
+async def _page_marks(viewer_id: int, shown: list[dict[str, Any]]) -> dict[str, list[str]]:
+    params = {
+        "viewer": viewer_id,
+        "slugs": [article["slug"] for article in shown],
+        "authors": list({article["author"]["username"] for article in shown}),
+    }
+    async with reading() as conn:
+        row = await (await conn.execute(_PAGE_FLAGS, params)).fetchone()
+    assert row is not None
+    return {"favorited": row["favorited"], "following": row["following"]}
 
 
 async def feed(viewer_id: int, limit: int, offset: int) -> tuple[list[Article], int]:
