@@ -34,6 +34,8 @@ __all__ = [
     "drop_articles",
     "held_list",
     "profile_key",
+    "user_key",
+    "user_view",
     "viewer_key",
     "viewer_marks",
     "viewer_page",
@@ -84,6 +86,16 @@ async def anonymous_list(
     and kept under the query string it was asked with too (``held_list``). Both names are
     under the lists' prefix, so a write drops both."""
     return await cache.shared(_lists() + orjson.dumps(filters).decode(), render, alias=_list_asked(query_string))
+
+
+def user_key(user_id: int) -> str:
+    return cache.key("user", user_id)
+
+
+async def user_view(user_id: int, build: Callable[[], Awaitable[bytes]]) -> bytes:
+    """The signed-in user's own record as ``build`` encodes it, kept in this process's
+    memory until an update of that user drops it (here and, by the channel, everywhere)."""
+    return await cache.shared(user_key(user_id), build)
 
 
 def viewer_key(user_id: int) -> str:
