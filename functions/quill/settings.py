@@ -91,7 +91,7 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, zero: bool = False) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -99,8 +99,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
+    if value < 0 or (value == 0 and not zero):
+        raise ConfigError(f"{name} must be {'zero or more' if zero else 'positive'}, got {value}")
     return value
 
 
@@ -200,7 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_json=_bool(env, "LOG_JSON", True),
         k_sink=env.get("K_SINK") or None,
         event_timeout=_float(env, "EVENT_PUBLISH_TIMEOUT", 2.0),
-        event_send_wait=_float(env, "EVENT_SEND_WAIT", 0.25),
+        event_send_wait=_float(env, "EVENT_SEND_WAIT", 0.25, zero=True),
         outbox_batch=_int(env, "OUTBOX_BATCH", 100, minimum=1),
     )
     if settings.db_pool_min > settings.db_pool_max:
