@@ -50,7 +50,7 @@ OWNER = {
     "article_signed_in": "posts",
     "profile_anonymous": "profile",
     "profile_signed_in": "profile",
-    "user": "profile",
+    "user": "login",
     "list": "posts",
     "list_signed_in": "posts",
     "tag": "posts",
