@@ -164,11 +164,12 @@ class _Courier:
 
     async def mark_sent(self, ids: list[int], token: str) -> None:
         """Record these rows as sent, in the next batch; return once it is written."""
+        loop = asyncio.get_running_loop()
         self.marks.extend((row_id, token) for row_id in ids)
-        if self.batch is None:
-            self.batch = asyncio.get_running_loop().create_future()
+        if self.batch is None or self.batch.get_loop() is not loop:  # a CLI run after another
+            self.batch = loop.create_future()
         batch = self.batch
-        if self.marker is None or self.marker.done():
+        if self.marker is None or self.marker.done() or self.marker.get_loop() is not loop:
             self.marker = self.spawn(self._write_marks())
         await batch
 
