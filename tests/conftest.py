@@ -24,7 +24,7 @@ import psycopg
 import pytest
 import redis
 
-from quill import cache, db
+from quill import cache, db, events
 from quill.migrate import migrate
 from quill.serving import create_app
 from quill.settings import RateLimit, Settings, use_settings
@@ -156,6 +156,7 @@ async def _close_pools() -> AsyncIterator[None]:
     yield
     await db.aclose()
     await cache.aclose()
+    await events.aclose()  # the outbox's kept-alive connections to the sinks the tests ran
 
 
 _apps: dict[str, Any] = {}

@@ -47,7 +47,7 @@ async def log_in(call: Call) -> Response:
 
 
 async def current_user(call: Call) -> Response:
-    user = await users.get(call.user_id)
+    user = await users.current(call.user_id)
     if user is None:
         raise token_invalid()
     return json(wire.user(user, bearer_token(call.request) or ""), headers=NO_STORE)

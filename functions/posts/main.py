@@ -16,8 +16,15 @@ from quill.http import empty, json, page, query_text, raw_json, read_wrapped
 
 async def list_articles(call: Call) -> Response:
     query_string: bytes = call.request.scope["query_string"]
-    if call.viewer_id is None and (held := views.held_list(query_string)) is not None:
-        return raw_json(held)
+    shown = views.held_list(query_string)
+    if shown is None:
+        shown = await _anonymous_page(call, query_string)
+    if call.viewer_id is not None:  # the page every reader gets, with this viewer's flags
+        return raw_json(await articles.flag_page(shown, call.viewer_id, query_string))
+    return raw_json(shown)
+
+
+async def _anonymous_page(call: Call, query_string: bytes) -> bytes:
     limit, offset = page(call.request)
     query = articles.ArticleQuery(
         tag=query_text(call.request, "tag"),
@@ -27,16 +34,13 @@ async def list_articles(call: Call) -> Response:
         limit=limit,
         offset=offset,
     )
-    if call.viewer_id is not None:
-        found, total = await articles.list_articles(query, call.viewer_id)
-        return json(wire.article_list(found, total))
 
     async def render() -> bytes:
         found, total = await articles.list_articles(query, None)
         return orjson.dumps(wire.article_list(found, total))
 
     filters = [query.tag, query.author, query.favorited, query.q, query.limit, query.offset]
-    return raw_json(await views.anonymous_list(filters, render, query_string))
+    return await views.anonymous_list(filters, render, query_string)
 
 
 async def feed(call: Call) -> Response:
@@ -47,8 +51,7 @@ async def feed(call: Call) -> Response:
 
 async def create_article(call: Call) -> Response:
     new = articles.parse_new(await read_wrapped(call.request, "article"))
-    slug = await articles.create(call.user_id, new)
-    return json(wire.article(await articles.get(slug, call.user_id)), 201)
+    return json(wire.article(await articles.create(call.user_id, new)), 201)
 
 
 def _article_json(article: Article) -> bytes:
@@ -62,10 +65,8 @@ async def get_article(call: Call) -> Response:
 
 
 async def update_article(call: Call) -> Response:
-    await articles.check_owner(call.param("slug"), call.user_id)
-    changes = articles.parse_changes(await read_wrapped(call.request, "article"))
-    slug = await articles.update(call.param("slug"), call.user_id, changes)
-    return json(wire.article(await articles.get(slug, call.user_id)))
+    changes = await articles.read_changes(call.param("slug"), call.user_id, read_wrapped(call.request, "article"))
+    return json(wire.article(await articles.update(call.param("slug"), call.user_id, changes)))
 
 
 async def delete_article(call: Call) -> Response:
@@ -74,13 +75,11 @@ async def delete_article(call: Call) -> Response:
 
 
 async def favorite(call: Call) -> Response:
-    await articles.favorite(call.param("slug"), call.user_id)
-    return json(wire.article(await articles.get(call.param("slug"), call.user_id)))
+    return json(wire.article(await articles.favorite(call.param("slug"), call.user_id)))
 
 
 async def unfavorite(call: Call) -> Response:
-    await articles.unfavorite(call.param("slug"), call.user_id)
-    return json(wire.article(await articles.get(call.param("slug"), call.user_id)))
+    return json(wire.article(await articles.unfavorite(call.param("slug"), call.user_id)))
 
 
 async def list_comments(call: Call) -> Response:

@@ -32,6 +32,9 @@ _FRAMEWORK_PATHS = frozenset({"/robots.txt", "/favicon.ico"})
 
 
 async def aclose_all() -> None:
+    from quill.domain import outbox  # the domain is imported by the function, not by the server
+
+    await outbox.drain()  # the events writes are still sending, before their pool closes
     await db.aclose()
     await cache.aclose()
     await events.aclose()

@@ -80,6 +80,16 @@ def _positive(value: str, variable: str) -> float:
     return number
 
 
+def _not_negative(value: str, variable: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{variable} must be a number, got {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{variable} must be zero or more, got {number}")
+    return number
+
+
 def _flag(value: str, variable: str) -> bool:
     word = value.strip().lower()
     if word in {"1", "true", "yes", "on"}:
@@ -284,6 +294,13 @@ class Settings:
     )
     event_timeout: float = _setting(
         2.0, "EVENT_PUBLISH_TIMEOUT", _positive, "seconds a send to the broker may take before it is left to the relay"
+    )
+    event_send_wait: float = _setting(
+        0.25,
+        "EVENT_SEND_WAIT",
+        _not_negative,
+        "seconds a write waits for its events to reach the broker before it answers; the send goes on in the"
+        " background (and what it leaves, the relay sends)",
     )
     outbox_batch: int = _setting(100, "OUTBOX_BATCH", _whole(1), "events the relay sends per batch")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["CLIENT_LIBRARIES", "COLD_START_NAMES", "NAMES", "write"]
+__all__ = ["CLIENT_LIBRARIES", "COLD_START_NAMES", "NAMES", "write", "write_sink"]
 
 NAMES = ("floor", "ceiling")
 COLD_START_NAMES = (*NAMES, "clients")
@@ -73,3 +73,28 @@ def write(folder: Path, names: tuple[str, ...] = NAMES) -> dict[str, list[str]]:
         (folder / f"{name}_server.py").write_text(_SERVER % {"name": name})
     (folder / "ceiling_server.py").write_text(_CEILING_SERVER)
     return {name: [sys.executable, str(folder / f"{name}_server.py")] for name in names}
+
+
+# The K_SINK of a function measured alone: takes every event (202) and does nothing, so a
+# write's figure is the function's own cost, as behind the cluster's broker ingress.
+_SINK_SERVER = """
+import sys
+import uvicorn
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    status = 202 if scope["method"] == "POST" else 200
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
+def write_sink(folder: Path) -> list[str]:
+    """Write the event sink's server into ``folder``; return its argv (the port goes last)."""
+    (folder / "sink_server.py").write_text(_SINK_SERVER)
+    return [sys.executable, str(folder / "sink_server.py")]

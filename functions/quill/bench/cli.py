@@ -59,7 +59,9 @@ def _warm(args: argparse.Namespace) -> dict[str, Any]:
     from quill.bench import warm
 
     if args.quick:
-        return warm.run(args.postgres, args.redis, concurrencies=(1, 8), seconds=1, routes=("article", "list"))
+        return warm.run(
+            args.postgres, args.redis, concurrencies=(1, 8), seconds=1, routes=("article", "list"), writes=("create",)
+        )
     return warm.run(args.postgres, args.redis)
 
 

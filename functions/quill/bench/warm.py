@@ -4,40 +4,55 @@ The client is ``wrk`` when installed (else a multi-process Python client, see
 ``loadgen``); its own ceiling shows as the bare Starlette app's figures in the same run.
 The floor is a trivial functions-framework function; every Quill figure is also given
 as a ratio to it.
+
+Writes are measured at concurrency 32 only, twice: through the bundle as ``quill dev``
+runs it (its broker and consumers in the same process, every event delivered), and
+through ``posts`` alone with ``K_SINK`` set to a sink that takes every event. Titles
+are unique and the write rate limit is off (``RATE_LIMIT_WRITES=0``, the harness's
+environment), so no cell is a 429.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
+
 from quill.bench import baselines
-from quill.bench.harness import migrated_scratch, running, start_quill
+from quill.bench.harness import Scratch, migrated_scratch, running, start_quill
 from quill.bench.load import seed
 from quill.bench.loadgen import Plan, Request, client_name, measure
 
-__all__ = ["ROUTES", "plan", "run"]
+__all__ = ["ROUTES", "WRITES", "plan", "run"]
 
 ROUTES: tuple[str, ...] = (
     "article",
+    "article_signed_in",
     "profile_anonymous",
     "profile_signed_in",
+    "user",
     "list",
+    "list_signed_in",
     "tag",
     "feed",
-    "create",
-    "comment",
     "login",
 )
+WRITES: tuple[str, ...] = ("create", "update", "favorite", "comment")
+WRITE_CONCURRENCY = 32
 
 # The function that serves each route alone (knative/routing.yaml sends it there).
 OWNER = {
     "article": "posts",
+    "article_signed_in": "posts",
     "profile_anonymous": "profile",
     "profile_signed_in": "profile",
+    "user": "login",
     "list": "posts",
+    "list_signed_in": "posts",
     "tag": "posts",
     "feed": "posts",
     "create": "posts",
@@ -59,12 +74,18 @@ def plan(route: str, accounts: list[dict[str, str]]) -> Plan:
         return Plan((Request("GET", "/"),))
     if route == "article":
         return each(lambda a: Request("GET", f"/api/articles/{a['slug']}"))
+    if route == "article_signed_in":
+        return each(lambda a: Request("GET", f"/api/articles/{a['slug']}", auth(a)))
+    if route == "user":
+        return each(lambda a: Request("GET", "/api/user", auth(a)))
     if route == "profile_anonymous":
         return each(lambda a: Request("GET", f"/api/profiles/{a['username']}"))
     if route == "profile_signed_in":
         return each(lambda a: Request("GET", f"/api/profiles/{a['username']}", auth(a)))
     if route == "list":
         return Plan((Request("GET", "/api/articles?limit=20"),))
+    if route == "list_signed_in":
+        return each(lambda a: Request("GET", "/api/articles?limit=20", auth(a)))
     if route == "tag":
         return Plan((Request("GET", "/api/articles?tag=topic1&limit=20"),))
     if route == "feed":
@@ -72,6 +93,15 @@ def plan(route: str, accounts: list[dict[str, str]]) -> Plan:
     if route == "create":
         body = json.dumps({"article": {"title": "Load {n}", "description": "d", "body": "b"}})
         return each(lambda a: Request("POST", "/api/articles", auth(a), body))
+    if route == "update":
+        body = json.dumps({"article": {"body": "Edited {n}"}})
+        return each(lambda a: Request("PUT", f"/api/articles/{a['slug']}", auth(a), body))
+    if route == "favorite":  # each account favorites, then unfavorites, every other account's article
+        pairs = [(a, b) for a in accounts for b in accounts if a is not b]
+        return Plan(
+            tuple(Request("POST", f"/api/articles/{b['slug']}/favorite", auth(a)) for a, b in pairs)
+            + tuple(Request("DELETE", f"/api/articles/{b['slug']}/favorite", auth(a)) for a, b in pairs)
+        )
     if route == "comment":
         body = json.dumps({"comment": {"body": "hi"}})
         return each(lambda a: Request("POST", f"/api/articles/{a['slug']}/comments", auth(a), body))
@@ -93,6 +123,7 @@ def run(
     concurrencies: tuple[int, ...] = (1, 32, 128),
     seconds: float = 5.0,
     routes: tuple[str, ...] = ROUTES,
+    writes: tuple[str, ...] = WRITES,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"seconds_per_cell": seconds, "client": client_name()}
     with migrated_scratch(admin_url, redis_url, "warm") as scratch:
@@ -111,7 +142,51 @@ def run(
             with start_quill(["serve", target], env, folder) as single:
                 cells = _cells(single.base_url, owned, concurrencies, seconds, accounts, reference)
             results["single_function"].update({f"{route} ({target})": cell for route, cell in cells.items()})
+        if writes:
+            results["writes"] = _writes(scratch, writes, seconds, accounts, reference)
     return results
+
+
+def _writes(
+    scratch: Scratch, writes: tuple[str, ...], seconds: float, accounts: list[dict[str, str]], reference: dict[str, Any]
+) -> dict[str, Any]:
+    """Each write at c=32 through ``quill dev`` and through ``posts`` alone, then how many
+    events were still undelivered once both had had a moment to settle."""
+    env, folder = scratch.env, scratch.folder
+    concurrency = (WRITE_CONCURRENCY,)
+    dev = ["dev", "--data-dir", str(folder / "dev"), "--host", "127.0.0.1"]
+    with start_quill(dev, env, folder) as bundle:
+        through_bundle = _cells(bundle.base_url, writes, concurrency, seconds, accounts, reference)
+        pending_bundle = _settled_outbox(scratch.database_url)
+    with (
+        running(baselines.write_sink(folder), {}) as sink,
+        start_quill(["serve", "posts"], {**env, "K_SINK": sink.base_url + "/"}, folder) as single,
+    ):
+        alone = _cells(single.base_url, writes, concurrency, seconds, accounts, reference)
+        pending_alone = _settled_outbox(scratch.database_url)
+    key = str(WRITE_CONCURRENCY)
+    cells: dict[str, Any] = {}
+    for route in writes:
+        own, through = alone[route][key], through_bundle[route][key]
+        ratio = own["requests_per_second"] / through["requests_per_second"] if through["requests_per_second"] else 0.0
+        cells[route] = {"bundle": through, "own_function": own, "own_over_bundle": ratio}
+    return {
+        "concurrency": WRITE_CONCURRENCY,
+        "routes": cells,
+        "events_undelivered": {"bundle": pending_bundle, "own_function": pending_alone},
+    }
+
+
+def _settled_outbox(database_url: str, within: float = 30.0) -> int:
+    """Events not yet published, once they stop draining (or ``within`` seconds pass)."""
+    deadline = time.monotonic() + within
+    while True:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+        pending = int(row[0]) if row else 0
+        if pending == 0 or time.monotonic() > deadline:
+            return pending
+        time.sleep(0.5)
 
 
 def _series(base_url: str, load: Plan, concurrencies: tuple[int, ...], seconds: float) -> dict[str, Any]:
@@ -137,6 +212,8 @@ def _cells(
     for route in routes:
         results[route] = _series(base_url, plan(route, accounts), concurrencies, seconds)
         for concurrency, cell in results[route].items():
+            if concurrency not in reference["floor"]:  # a --quick run measured the floor at fewer
+                continue
             floor = reference["floor"][concurrency]["requests_per_second"]
             cell["vs_floor"] = cell["requests_per_second"] / floor if floor else float("nan")
     return results

@@ -12,11 +12,12 @@ import functools
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg.errors
 
 from quill import cache, events
@@ -26,7 +27,7 @@ from quill.domain import views
 from quill.domain.outbox import Transaction, transaction
 from quill.domain.values import Article, Profile
 from quill.domain.views import article_key
-from quill.errors import Forbidden, NotFound
+from quill.errors import ApiError, Forbidden, NotFound
 from quill.wire import timestamp as wire_time
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "delete",
     "favorite",
     "feed",
+    "flag_page",
     "get",
     "id_of",
     "insert",
@@ -49,6 +51,7 @@ __all__ = [
     "parse_changes",
     "parse_import",
     "parse_new",
+    "read_changes",
     "slugify",
     "tags",
     "unfavorite",
@@ -204,18 +207,27 @@ _FLAGS_FOR = "SELECT" + _VIEWER_FLAGS + "FROM articles a WHERE a.id = %(article_
 _LOCATE = "SELECT id, author_id FROM articles WHERE slug = %s FOR KEY SHARE"
 _LOCATE_FOR_UPDATE = "SELECT id, author_id, slug, title FROM articles WHERE slug = %s FOR UPDATE"
 
-_EVENT_COLUMNS = """
-    id, slug, title, description, tag_list, created_at, updated_at, author_id,
-    (SELECT username FROM users WHERE users.id = author_id) AS author_username
-"""
+# What a write hands back: the article as its writer now reads it (author and flags
+# included), so the response needs no second read; ``author_username`` is for the event.
+_WRITTEN = (
+    """
+    a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
+    a.favorites_count, a.author_id, u.username, u.bio, u.image, u.username AS author_username,"""
+    + _VIEWER_FLAGS
+)
 _INSERT = (
     """
-INSERT INTO articles (slug, author_id, title, description, body, tag_list, created_at, updated_at)
-VALUES (%(slug)s, %(author_id)s, %(title)s, %(description)s, %(body)s, %(tag_list)s,
-        coalesce(%(created_at)s, date_trunc('milliseconds', clock_timestamp())),
-        coalesce(%(updated_at)s, %(created_at)s, date_trunc('milliseconds', clock_timestamp())))
-RETURNING"""
-    + _EVENT_COLUMNS
+WITH a AS (
+    INSERT INTO articles (slug, author_id, title, description, body, tag_list, created_at, updated_at)
+    VALUES (%(slug)s, %(author_id)s, %(title)s, %(description)s, %(body)s, %(tag_list)s,
+            coalesce(%(created_at)s, date_trunc('milliseconds', clock_timestamp())),
+            coalesce(%(updated_at)s, %(created_at)s, date_trunc('milliseconds', clock_timestamp())))
+    ON CONFLICT (slug) DO NOTHING
+    RETURNING *
+)
+SELECT"""
+    + _WRITTEN
+    + "FROM a JOIN users u ON u.id = a.author_id"
 )
 _INSERT_TAGS = (
     "INSERT INTO article_tags (article_id, tag, created_at)"
@@ -224,17 +236,20 @@ _INSERT_TAGS = (
 _DELETE_TAGS = "DELETE FROM article_tags WHERE article_id = %s"
 _UPDATE = (
     """
-UPDATE articles SET
+UPDATE articles a SET
     slug = %(slug)s,
-    title = coalesce(%(title)s, title),
-    description = coalesce(%(description)s, description),
-    body = coalesce(%(body)s, body),
-    tag_list = coalesce(%(tag_list)s, tag_list),
-    updated_at = greatest(date_trunc('milliseconds', clock_timestamp()), updated_at + interval '1 millisecond')
-WHERE id = %(article_id)s
+    title = coalesce(%(title)s, a.title),
+    description = coalesce(%(description)s, a.description),
+    body = coalesce(%(body)s, a.body),
+    tag_list = coalesce(%(tag_list)s, a.tag_list),
+    updated_at = greatest(date_trunc('milliseconds', clock_timestamp()), a.updated_at + interval '1 millisecond')
+FROM users u
+WHERE a.id = %(article_id)s AND u.id = a.author_id
 RETURNING"""
-    + _EVENT_COLUMNS
+    + _WRITTEN
 )
+# A favorite's answer, read in its own transaction (the count and flags as just changed).
+_READ_BACK = "SELECT" + _WRITTEN + "FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = %(article_id)s"
 _DELETE = "DELETE FROM articles WHERE id = %s RETURNING id, slug, author_id"
 _FAVORITE = """
 WITH added AS (
@@ -250,6 +265,24 @@ WITH removed AS (
 )
 UPDATE articles SET favorites_count = favorites_count - 1 WHERE id IN (SELECT article_id FROM removed)
 RETURNING favorites_count, (SELECT username FROM users WHERE id = %(viewer)s) AS username
+"""
+# The viewer's flags for one page, by the slugs and usernames the page shows: both
+# looked up by unique index, at most 20 of each.
+_PAGE_FLAGS = """
+SELECT
+    ARRAY(SELECT a.slug FROM articles a JOIN favorites fv ON fv.article_id = a.id AND fv.user_id = %(viewer)s
+          WHERE a.slug = ANY(%(slugs)s)) AS favorited,
+    ARRAY(SELECT u.username FROM users u JOIN follows fo ON fo.followee_id = u.id AND fo.follower_id = %(viewer)s
+          WHERE u.username = ANY(%(authors)s)) AS following
+"""
+# Everything the viewer favorited and follows, up to MAX_MARKS each (kept in memory).
+MAX_MARKS = 1000
+_ALL_MARKS = """
+SELECT
+    ARRAY(SELECT a.slug FROM favorites fv JOIN articles a ON a.id = fv.article_id
+          WHERE fv.user_id = %(viewer)s LIMIT %(limit)s) AS favorited,
+    ARRAY(SELECT u.username FROM follows fo JOIN users u ON u.id = fo.followee_id
+          WHERE fo.follower_id = %(viewer)s LIMIT %(limit)s) AS following
 """
 _TAGS = "SELECT tag FROM tag_totals GROUP BY tag HAVING sum(articles) > 0 ORDER BY sum(articles) DESC, tag"
 
@@ -438,11 +471,24 @@ async def _with_free_slug(conn: Connection, base: str, statement: str, params: d
     raise RuntimeError(f"no free slug for {base!r} after 9 attempts")
 
 
-async def insert(tx: Transaction, author_id: int, new: NewArticle) -> str:
-    """Store a new article inside ``tx`` (emitting ``article.created``) and return its slug."""
+async def _insert_with_free_slug(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Insert under the first free slug candidate. A taken slug inserts nothing (``ON
+    CONFLICT DO NOTHING``) rather than failing, so no savepoint is needed around each try:
+    two round trips fewer than ``_with_free_slug``."""
+    for slug in _candidates(params["slug"]):
+        row = await (await conn.execute(_INSERT, {**params, "slug": slug})).fetchone()
+        if row is not None:
+            return row
+    raise RuntimeError(f"no free slug for {params['slug']!r} after 9 attempts")
+
+
+async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
+    """Store a new article inside ``tx`` (emitting ``article.created``) and return it as
+    its author reads it."""
     params: dict[str, Any] = {
         "slug": slugify(new.title),
         "author_id": author_id,
+        "viewer": author_id,
         "title": new.title,
         "description": new.description,
         "body": new.body,
@@ -450,14 +496,19 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> str:
         "created_at": new.created_at,
         "updated_at": new.updated_at,
     }
-    row = await _with_free_slug(tx.conn, params["slug"], _INSERT, params)
+    row = await _insert_with_free_slug(tx.conn, params)
     if new.tag_list:
         await tx.conn.execute(_INSERT_TAGS, (list(new.tag_list), row["id"]))
     await tx.emit(events.ARTICLE_CREATED, row["id"], _event_data(row))
-    return str(row["slug"])
+    return _written(row)
 
 
-async def create(author_id: int, new: NewArticle) -> str:
+def _written(row: dict[str, Any]) -> Article:
+    return _from_row(row, favorited=row["favorited"], following=row["following"])
+
+
+async def create(author_id: int, new: NewArticle) -> Article:
+    """The new article, from the statement that stored it: one transaction, no read back."""
     async with transaction(_EMITTER) as tx:
         return await insert(tx, author_id, new)
 
@@ -525,8 +576,21 @@ async def check_owner(slug: str, user_id: int) -> None:
         await _locate_own(conn, slug, user_id)
 
 
-async def update(slug: str, user_id: int, changes: ArticleChanges) -> str:
-    """Apply ``changes`` by the article's author; a new title gets a new slug."""
+async def read_changes(slug: str, user_id: int, body: Awaitable[dict[str, Any]]) -> ArticleChanges:
+    """The changes a request ``body`` asks for. An article that is missing or not the
+    caller's answers 404 or 403 before anything wrong with the body does (the error
+    precedence); ``update`` checks that in its own transaction, so a read of its own is
+    spent only on a body that fails."""
+    try:
+        return parse_changes(await body)
+    except ApiError:
+        await check_owner(slug, user_id)
+        raise
+
+
+async def update(slug: str, user_id: int, changes: ArticleChanges) -> Article:
+    """Apply ``changes`` by the article's author; a new title gets a new slug. Returns the
+    article as the author now reads it, from the UPDATE itself."""
     async with transaction(_EMITTER) as tx:
         row = await _locate_own(tx.conn, slug, user_id)
         base = row["slug"]
@@ -539,6 +603,7 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> str:
             "description": None if isinstance(changes.description, f.Unset) else changes.description,
             "body": None if isinstance(changes.body, f.Unset) else changes.body,
             "tag_list": tag_list,
+            "viewer": user_id,
         }
         if base == row["slug"]:
             updated = await (await tx.conn.execute(_UPDATE, {**params, "slug": base})).fetchone()
@@ -553,7 +618,7 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> str:
                 await tx.conn.execute(_INSERT_TAGS, (tag_list, row["id"]))
         await tx.emit(events.ARTICLE_UPDATED, row["id"], _event_data(updated, previous_slug=row["slug"]))
         tx.stale |= views.article_keys(slug, str(new_slug))
-    return str(new_slug)
+    return _written(updated)
 
 
 async def delete(slug: str, user_id: int) -> None:
@@ -566,11 +631,13 @@ async def delete(slug: str, user_id: int) -> None:
         tx.stale |= views.article_keys(slug)
 
 
-async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> None:
-    """Favorite or unfavorite; an event only when the favorite really changed."""
+async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> Article:
+    """Favorite or unfavorite; an event only when the favorite really changed. Returns the
+    article as the viewer now reads it, read in the same transaction."""
     async with transaction(_EMITTER) as tx:
         article_id, _ = await id_of(tx.conn, slug)
-        changed = await (await tx.conn.execute(statement, {"viewer": viewer_id, "article_id": article_id})).fetchone()
+        params = {"viewer": viewer_id, "article_id": article_id}
+        changed = await (await tx.conn.execute(statement, params)).fetchone()
         if changed is not None:
             await tx.emit(
                 event,
@@ -581,15 +648,18 @@ async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> None:
                     "favoritesCount": changed["favorites_count"],
                 },
             )
+        row = await (await tx.conn.execute(_READ_BACK, params)).fetchone()
+        assert row is not None  # the article is held FOR KEY SHARE since id_of
         tx.stale |= views.article_keys(slug)
+    return _written(row)
 
 
-async def favorite(slug: str, viewer_id: int) -> None:
-    await _favor(_FAVORITE, events.ARTICLE_FAVORITED, slug, viewer_id)
+async def favorite(slug: str, viewer_id: int) -> Article:
+    return await _favor(_FAVORITE, events.ARTICLE_FAVORITED, slug, viewer_id)
 
 
-async def unfavorite(slug: str, viewer_id: int) -> None:
-    await _favor(_UNFAVORITE, events.ARTICLE_UNFAVORITED, slug, viewer_id)
+async def unfavorite(slug: str, viewer_id: int) -> Article:
+    return await _favor(_UNFAVORITE, events.ARTICLE_UNFAVORITED, slug, viewer_id)
 
 
 async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
@@ -629,6 +699,50 @@ async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[lis
             "offset": query.offset,
         }
     )
+
+
+async def flag_page(page: bytes, viewer_id: int, query_string: bytes) -> bytes:
+    """An anonymous list ``page`` (rendered) as ``viewer_id`` reads it: the same articles
+    with their ``favorited`` and ``following`` flags. The page comes from memory
+    (``views.anonymous_list``), built once per change for every reader, and so do the
+    viewer's favorites and follows (``views.viewer_marks``), dropped by the writes that
+    change them: a favorite or follow shows in the very next read. A viewer with more
+    than ``MAX_MARKS`` of either has the page's flags looked up instead."""
+    marks = await views.viewer_marks(viewer_id, functools.partial(_all_marks, viewer_id))
+    if marks == b"null":
+        return _flagged(page, await _page_marks(viewer_id, orjson.loads(page)["articles"]))
+    return views.viewer_page(viewer_id, query_string, page, marks, lambda: _flagged(page, orjson.loads(marks)))
+
+
+def _flagged(page: bytes, marks: dict[str, list[str]]) -> bytes:
+    document = orjson.loads(page)
+    favorited, following = set(marks["favorited"]), set(marks["following"])
+    for article in document["articles"]:
+        article["favorited"] = article["slug"] in favorited
+        article["author"]["following"] = article["author"]["username"] in following
+    return orjson.dumps(document)
+
+
+async def _all_marks(viewer_id: int) -> bytes:
+    """The viewer's marks, encoded for ``views.viewer_marks``; ``null`` if too many to keep."""
+    async with reading() as conn:
+        row = await (await conn.execute(_ALL_MARKS, {"viewer": viewer_id, "limit": MAX_MARKS + 1})).fetchone()
+    assert row is not None  # a SELECT of two arrays always answers one row
+    if len(row["favorited"]) > MAX_MARKS or len(row["following"]) > MAX_MARKS:
+        return b"null"
+    return orjson.dumps({"favorited": row["favorited"], "following": row["following"]})
+
+
+async def _page_marks(viewer_id: int, shown: list[dict[str, Any]]) -> dict[str, list[str]]:
+    params = {
+        "viewer": viewer_id,
+        "slugs": [article["slug"] for article in shown],
+        "authors": list({article["author"]["username"] for article in shown}),
+    }
+    async with reading() as conn:
+        row = await (await conn.execute(_PAGE_FLAGS, params)).fetchone()
+    assert row is not None
+    return {"favorited": row["favorited"], "following": row["following"]}
 
 
 async def feed(viewer_id: int, limit: int, offset: int) -> tuple[list[Article], int]:

@@ -1,19 +1,25 @@
 """The transactional outbox. Owns ``outbox``.
 
 A write opens ``transaction()``, changes its tables and ``emit``s events: both commit
-together or not at all. Right after commit the events are sent to ``K_SINK``; if the
-broker is away the request still succeeds and the events wait, in order, for
-``relay()`` (the ``outbox`` function, woken every minute). A sender first leases rows
-(``FOR UPDATE SKIP LOCKED``, then ``claimed_until``) and sends them holding no
-database connection, so any number of senders run at once without sending an event
-twice; a send whose acknowledgement is lost, or a sender that dies holding a lease,
-may repeat an event, and consumers de-duplicate by ``source`` + ``id``.
+together or not at all. With a ``K_SINK`` each event row is inserted already leased to
+the write that made it (``claimed_until`` and ``claim_token`` set in the INSERT), so
+right after commit a background task sends those events without a claim round trip,
+and their marks are written in batches (one UPDATE for every send that finished while
+the previous one ran). The request waits for that task at most ``EVENT_SEND_WAIT``
+seconds; shutdown waits for every such task (``drain``). If the broker is away the
+request still succeeds and the events wait, in order, for ``relay()`` (the ``outbox``
+function, woken every minute), which takes over any lease that ran out. A relay first
+leases rows (``FOR UPDATE SKIP LOCKED``, then ``claimed_until``) and sends them holding
+no database connection, so any number of senders run at once without sending an event
+twice; a send whose acknowledgement is lost, or a sender that dies holding a lease, may
+repeat an event, and consumers de-duplicate by ``source`` + ``id``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +32,7 @@ from quill.domain import views
 from quill.observability import EVENTS_PUBLISHED, OUTBOX_PENDING, current_traceparent, get_logger
 from quill.settings import get_settings
 
-__all__ = ["Transaction", "forget_processed", "pending", "publish", "relay", "transaction"]
+__all__ = ["Transaction", "drain", "forget_processed", "pending", "publish", "relay", "transaction"]
 
 # Longer than any broker retry schedule: a redelivery inside it is still recognised.
 DEDUPLICATION_DAYS = 7
@@ -36,9 +42,11 @@ MAX_ATTEMPTS = 20
 
 _log = get_logger("quill.outbox")
 
+# ``lease`` and ``token`` are NULL without a sink: the row waits for the relay at once.
 _INSERT = """
-INSERT INTO outbox (event_id, type, source, subject, data, traceparent, created_at)
-VALUES (%(id)s, %(type)s, %(source)s, %(subject)s, %(data)s, %(traceparent)s, %(time)s)
+INSERT INTO outbox (event_id, type, source, subject, data, traceparent, created_at, claimed_until, claim_token)
+VALUES (%(id)s, %(type)s, %(source)s, %(subject)s, %(data)s, %(traceparent)s, %(time)s,
+        clock_timestamp() + make_interval(secs => %(lease)s::float8), %(token)s)
 RETURNING id
 """
 _CLAIM = """
@@ -56,6 +64,12 @@ _SENT = """
 UPDATE outbox SET published_at = clock_timestamp(), attempts = attempts + 1, claimed_until = NULL
 WHERE id = ANY(%s) AND claim_token = %s
 """
+# The batched form: each row settled only under the token its own lease was taken with.
+_SENT_EACH = """
+UPDATE outbox o SET published_at = clock_timestamp(), attempts = o.attempts + 1, claimed_until = NULL
+FROM unnest(%s::bigint[], %s::text[]) AS s(id, token)
+WHERE o.id = s.id AND o.claim_token = s.token
+"""
 _FAILED = """
 UPDATE outbox SET attempts = attempts + 1, last_error = %s, claimed_until = NULL
 WHERE id = ANY(%s) AND claim_token = %s AND published_at IS NULL
@@ -64,13 +78,21 @@ _RELEASE = "UPDATE outbox SET claimed_until = NULL WHERE id = ANY(%s) AND claim_
 _FORGET = "DELETE FROM processed_events WHERE processed_at < clock_timestamp() - make_interval(days => %s)"
 
 
+def _lease(timeout: float, position: int) -> float:
+    """Long enough to send ``position`` + 1 events in order at the slowest allowed pace,
+    and to settle them (a pool wait included)."""
+    return timeout * 2 * (position + 1) + 5
+
+
 @dataclass
 class Transaction:
     """A database transaction that can also emit events."""
 
     conn: Connection
     source: str
-    emitted: list[int] = field(default_factory=list)
+    # The lease this write holds on its own event rows (None: no sink, the relay sends them).
+    token: str | None = None
+    outgoing: list[tuple[int, events.Envelope]] = field(default_factory=list)
     types: set[str] = field(default_factory=set)
     # Cached views this write changes, dropped (everywhere) right after commit.
     stale: set[str] = field(default_factory=set)
@@ -80,6 +102,7 @@ class Transaction:
 
     async def emit(self, type: str, subject: str | int, data: dict[str, Any]) -> None:
         envelope = events.Envelope.new(type, self.source, subject, data, current_traceparent())
+        lease = _lease(get_settings().event_timeout, len(self.outgoing)) if self.token else None
         cursor = await self.conn.execute(
             _INSERT,
             {
@@ -90,28 +113,108 @@ class Transaction:
                 "data": Jsonb(envelope.data),
                 "traceparent": envelope.traceparent,
                 "time": envelope.time,
+                "lease": lease,
+                "token": self.token,
             },
         )
         row = await cursor.fetchone()
         assert row is not None
-        self.emitted.append(int(row["id"]))
+        self.outgoing.append((int(row["id"]), envelope))
         self.types.add(type)
 
 
 @asynccontextmanager
 async def transaction(emitter: str) -> AsyncIterator[Transaction]:
-    """Commit the block's changes and events together, drop the views and list pages they
-    make stale (one Redis round trip), then try to send the events at once."""
+    """Commit the block's changes and events together, start sending the events, drop the
+    views and list pages they make stale (one Redis round trip), then give the send up to
+    ``EVENT_SEND_WAIT`` seconds before answering: a slow broker does not hold the request."""
+    settings = get_settings()
+    sink = settings.k_sink
     # An explicit transaction block: a nested conn.transaction() (the slug retries) is then
     # a savepoint. Without it, the first nested block would BEGIN and COMMIT on its own.
     async with connection() as conn, conn.transaction():
-        work = Transaction(conn, events.source_of(emitter))
+        work = Transaction(conn, events.source_of(emitter), uuid.uuid4().hex if sink else None)
         yield work
+    delivery = None
+    if work.outgoing and work.token is not None and sink is not None:
+        delivery = _courier.spawn(_deliver(work.token, work.outgoing, sink))
     lists = work.stale_lists or bool(work.types & views.LIST_CHANGES)
     if work.stale or lists:
         await views.drop(work.stale, lists=lists)
-    if work.emitted:
-        await publish(work.emitted)
+    if delivery is not None and settings.event_send_wait > 0:
+        await asyncio.wait([delivery], timeout=settings.event_send_wait)
+
+
+class _Courier:
+    """The background sends of this process, tracked so that shutdown can wait for them,
+    and their marks: the sends that finish while one batch is being written join the
+    next, so a busy process writes one UPDATE for many requests instead of one each."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.marks: list[tuple[int, str]] = []
+        self.batch: asyncio.Future[None] | None = None
+        self.marker: asyncio.Task[None] | None = None
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def mark_sent(self, ids: list[int], token: str) -> None:
+        """Record these rows as sent, in the next batch; return once it is written."""
+        loop = asyncio.get_running_loop()
+        self.marks.extend((row_id, token) for row_id in ids)
+        if self.batch is None or self.batch.get_loop() is not loop:  # a CLI run after another
+            self.batch = loop.create_future()
+        batch = self.batch
+        if self.marker is None or self.marker.done() or self.marker.get_loop() is not loop:
+            self.marker = self.spawn(self._write_marks())
+        await batch
+
+    async def _write_marks(self) -> None:
+        while self.marks:
+            marks, self.marks = self.marks, []
+            batch, self.batch = self.batch, None
+            try:
+                async with connection() as conn:
+                    await conn.execute(_SENT_EACH, ([row_id for row_id, _ in marks], [token for _, token in marks]))
+            except Exception:  # the events went out; their leases run out and the relay repeats them
+                _log.exception("event_marks_deferred", events=len(marks))
+            finally:
+                if batch is not None and not batch.done():
+                    batch.set_result(None)
+
+    async def drain(self, grace: float) -> None:
+        while self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
+            if pending:
+                _log.warning("event_sends_abandoned", events=len(pending))  # their rows stay for the relay
+                return
+
+
+_courier = _Courier()
+
+
+async def drain() -> None:
+    """Wait for this process's background sends (shutdown): what they cannot finish in
+    time stays in the outbox for the relay."""
+    settings = get_settings()
+    await _courier.drain(settings.event_timeout * 2 + 5)
+
+
+async def _deliver(token: str, outgoing: list[tuple[int, events.Envelope]], sink: str) -> None:
+    """Send a committed write's events, in order; never raises: what fails stays for ``relay``."""
+    try:
+        outcome = await _attempt([(row_id, envelope, envelope.type) for row_id, envelope in outgoing], sink)
+        if outcome.sent and not outcome.refused and not outcome.unsent:
+            await _courier.mark_sent(outcome.sent, token)
+            EVENTS_PUBLISHED.labels("sent").inc(len(outcome.sent))
+        else:
+            await _settle(token, outcome)
+    except Exception:  # the user's write has committed; a failure here must not fail it
+        _log.exception("event_publish_deferred", events=len(outgoing))
 
 
 def _envelope(row: dict[str, Any]) -> events.Envelope:
@@ -135,39 +238,54 @@ async def _claim(ids: list[int] | None, limit: int) -> tuple[str, list[dict[str,
     return token, sorted(rows, key=lambda row: row["id"])
 
 
-async def _send(token: str, rows: list[dict[str, Any]], sink: str) -> int:
-    """Send leased rows in order, holding no connection.
+@dataclass
+class _Outcome:
+    sent: list[int] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+    unsent: list[int] = field(default_factory=list)
+    error: str = ""
+
+
+async def _attempt(rows: list[tuple[int, events.Envelope, str]], sink: str) -> _Outcome:
+    """Send ``(id, envelope, type)`` rows in order, holding no connection.
 
     A refused event (the sink answered 4xx) is recorded and skipped, so it cannot hold
     back the events behind it; an unreachable or failing sink stops the batch.
     """
-    sent: list[int] = []
-    refused: list[tuple[int, str]] = []
-    unsent: list[int] = []
-    error = ""
-    for position, row in enumerate(rows):
+    outcome = _Outcome()
+    for position, (row_id, envelope, type) in enumerate(rows):
         try:
-            await events.send(_envelope(row).to_cloudevent(), sink)
+            await events.deliver(envelope, sink)
         except events.SendFailed as exc:
-            error = str(exc)[:500]
-            _log.warning("event_publish_failed", event_type=row["type"], event_id=row["event_id"], error=error[:200])
+            outcome.error = str(exc)[:500]
+            _log.warning("event_publish_failed", event_type=type, event_id=envelope.id, error=outcome.error[:200])
             if exc.refused:
-                refused.append((row["id"], error))
+                outcome.refused.append((row_id, outcome.error))
                 continue
-            unsent = [later["id"] for later in rows[position:]]
+            outcome.unsent = [later[0] for later in rows[position:]]
             break
-        sent.append(row["id"])
+        outcome.sent.append(row_id)
+    return outcome
+
+
+async def _settle(token: str, outcome: _Outcome) -> None:
     async with connection() as conn:
-        if sent:
-            await conn.execute(_SENT, (sent, token))
-        for row_id, reason in refused:
+        if outcome.sent:
+            await conn.execute(_SENT, (outcome.sent, token))
+        for row_id, reason in outcome.refused:
             await conn.execute(_FAILED, (reason, [row_id], token))
-        if unsent:
-            await conn.execute(_FAILED, (error, unsent[:1], token))
-            await conn.execute(_RELEASE, (unsent[1:], token))
-    EVENTS_PUBLISHED.labels("sent").inc(len(sent))
-    EVENTS_PUBLISHED.labels("failed").inc(len(refused) + len(unsent))
-    return len(sent)
+        if outcome.unsent:
+            await conn.execute(_FAILED, (outcome.error, outcome.unsent[:1], token))
+            await conn.execute(_RELEASE, (outcome.unsent[1:], token))
+    EVENTS_PUBLISHED.labels("sent").inc(len(outcome.sent))
+    EVENTS_PUBLISHED.labels("failed").inc(len(outcome.refused) + len(outcome.unsent))
+
+
+async def _send(token: str, rows: list[dict[str, Any]], sink: str) -> int:
+    """Send leased rows in order and settle them; return how many were sent."""
+    outcome = await _attempt([(row["id"], _envelope(row), row["type"]) for row in rows], sink)
+    await _settle(token, outcome)
+    return len(outcome.sent)
 
 
 async def publish(ids: list[int]) -> None:

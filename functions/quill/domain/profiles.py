@@ -10,6 +10,7 @@ from typing import Any
 
 from quill import cache, events
 from quill.db import Connection, reading
+from quill.domain import views
 from quill.domain.outbox import Transaction, transaction
 from quill.domain.values import Profile
 from quill.domain.views import profile_key
@@ -67,6 +68,7 @@ async def get(username: str, viewer_id: int | None) -> Profile:
 async def _change(statement: str, event: str, viewer_id: int, base: dict[str, Any], tx: Transaction) -> None:
     """Follow or unfollow; an event only when the relationship really changed."""
     row = await (await tx.conn.execute(statement, (viewer_id, base["id"]))).fetchone()
+    tx.stale.add(views.viewer_key(viewer_id))  # the follower's marks, kept by posts
     if row is not None:
         await tx.emit(
             event,

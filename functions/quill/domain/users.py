@@ -10,10 +10,12 @@ a test keeps the two equal.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import orjson
 import psycopg.errors
 
 from quill import events
@@ -31,6 +33,7 @@ __all__ = [
     "UserChanges",
     "authenticate",
     "canonical_email",
+    "current",
     "get",
     "parse_changes",
     "parse_registration",
@@ -189,6 +192,18 @@ async def get(user_id: int) -> User | None:
     return _user(row) if row else None
 
 
+async def current(user_id: int) -> User | None:
+    """The caller's own record (``GET /api/user``), from memory after the first read:
+    ``update`` drops it, so the next read after a change shows the change."""
+    data = orjson.loads(await views.user_view(user_id, functools.partial(_encoded, user_id)))
+    return User(**data) if data else None
+
+
+async def _encoded(user_id: int) -> bytes:
+    user = await get(user_id)
+    return orjson.dumps(asdict(user) if user else None)
+
+
 async def update(user: User, changes: UserChanges, session_id: str) -> User:
     """Apply ``changes``; cached profiles and articles that show the old profile are dropped.
 
@@ -219,6 +234,7 @@ async def update(user: User, changes: UserChanges, session_id: str) -> User:
             updated = _user(row)
             revoked = await sessions.revoke_others(tx.conn, user.id, session_id) if password_hash else []
             tx.stale |= await views.author_views(tx.conn, updated.id, user.username, updated.username)
+            tx.stale.add(views.user_key(updated.id))
             await tx.emit(
                 events.USER_UPDATED,
                 updated.id,

@@ -7,11 +7,17 @@ stale by a Redis blip during a write is still dropped once Redis answers.
 Anonymous list pages are kept only in each process's memory (``cache.shared``): every
 committed transaction that emitted one of ``LIST_CHANGES`` drops all of them, together
 with the views it named in ``Transaction.stale``, in one call.
+
+A signed-in reader's favorites and follows (``viewer_marks``, by slug and username: what
+a page shows) are kept the same way and under the same prefix, so every change that
+drops the pages (a favorite, a new slug, a deleted article, a new username) drops them
+too; a follow or unfollow drops its follower's by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import cast
 
 import orjson
 
@@ -28,6 +34,11 @@ __all__ = [
     "drop_articles",
     "held_list",
     "profile_key",
+    "user_key",
+    "user_view",
+    "viewer_key",
+    "viewer_marks",
+    "viewer_page",
 ]
 
 # What an anonymous list page shows: the articles, their favorite counts and their authors.
@@ -75,6 +86,39 @@ async def anonymous_list(
     and kept under the query string it was asked with too (``held_list``). Both names are
     under the lists' prefix, so a write drops both."""
     return await cache.shared(_lists() + orjson.dumps(filters).decode(), render, alias=_list_asked(query_string))
+
+
+def user_key(user_id: int) -> str:
+    return cache.key("user", user_id)
+
+
+async def user_view(user_id: int, build: Callable[[], Awaitable[bytes]]) -> bytes:
+    """The signed-in user's own record as ``build`` encodes it, kept in this process's
+    memory until an update of that user drops it (here and, by the channel, everywhere)."""
+    return await cache.shared(user_key(user_id), build)
+
+
+def viewer_key(user_id: int) -> str:
+    """Under the lists' prefix: dropped with the pages."""
+    return _lists() + f"viewer:{user_id}"
+
+
+async def viewer_marks(user_id: int, build: Callable[[], Awaitable[bytes]]) -> bytes:
+    """The viewer's marks (favorites and follows) as ``build`` encodes them, built once per change."""
+    return await cache.shared(viewer_key(user_id), build)
+
+
+def viewer_page(user_id: int, query_string: bytes, page: bytes, marks: bytes, render: Callable[[], bytes]) -> bytes:
+    """``render()`` of a page with the viewer's marks, kept while both are the very objects
+    this process holds: a new page or new marks (after any write that changes either)
+    are new objects, and the next read renders again."""
+    name = viewer_key(user_id) + "?" + query_string.decode("latin-1")
+    held = cache.recall(name)
+    if isinstance(held, tuple) and held[0] is page and held[1] is marks:
+        return cast(bytes, held[2])
+    body = render()
+    cache.near.put(name, (page, marks, body), cache.near.epoch, len(body))
+    return body
 
 
 async def drop(names: Iterable[str] = (), *, lists: bool = False, strict: bool = False) -> None:

@@ -161,6 +161,17 @@ async def test_update_user_changes_fields_and_returns_a_working_token(login: Api
     assert me.json()["user"]["username"] == "alicia"
 
 
+async def test_the_current_user_read_after_an_update_shows_it(login: Api) -> None:
+    """``GET /api/user`` is kept in memory after the first read; an update drops it."""
+    token = await login.register("alice")
+    for _ in range(2):
+        assert (await login.get("/api/user", token)).json()["user"]["bio"] is None
+
+    await login.put("/api/user", token, json={"user": {"bio": "Changed"}})
+
+    assert (await login.get("/api/user", token)).json()["user"]["bio"] == "Changed"
+
+
 async def test_update_user_with_empty_bio_and_null_image_stores_null(login: Api) -> None:
     token = await login.register("alice")
     await login.put("/api/user", token, json={"user": {"bio": "Hi", "image": "x"}})

@@ -96,6 +96,31 @@ async def test_list_shows_favorited_and_following_for_the_caller(api: Api) -> No
     assert (anonymous["favorited"], anonymous["favoritesCount"], anonymous["author"]["following"]) == (False, 1, False)
 
 
+async def test_the_callers_flags_follow_each_write_that_changes_them_at_once(api: Api) -> None:
+    """The caller's favorites and follows are kept in memory: every write that changes
+    them (or renames what they name) must show in the very next read."""
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    slug = (await api.create_article(bob, "Bob's"))["slug"]
+
+    async def flags() -> tuple[str, bool, bool]:
+        first = (await api.get("/api/articles", alice)).json()["articles"][0]
+        return first["slug"], first["favorited"], first["author"]["following"]
+
+    assert await flags() == (slug, False, False)  # held from here on
+    await api.post("/api/profiles/bob/follow", alice)
+    assert await flags() == (slug, False, True)
+    await api.post(f"/api/articles/{slug}/favorite", alice)
+    assert await flags() == (slug, True, True)
+    renamed = (await api.put(f"/api/articles/{slug}", bob, json={"article": {"title": "Renamed"}})).json()
+    assert await flags() == (renamed["article"]["slug"], True, True)
+    await api.put("/api/user", bob, json={"user": {"username": "robert"}})
+    assert await flags() == (renamed["article"]["slug"], True, True)
+    await api.delete("/api/profiles/robert/follow", alice)
+    await api.delete(f"/api/articles/{renamed['article']['slug']}/favorite", alice)
+    assert await flags() == (renamed["article"]["slug"], False, False)
+
+
 async def test_feed_holds_exactly_the_followed_authors_articles(api: Api) -> None:
     alice = await api.register("alice")
     bob = await api.register("bob")

@@ -40,6 +40,7 @@ async def test_list_and_feed_cost_is_constant_in_page_size(api: Api, statements:
             slug = (await api.create_article(token, f"A{n}-{m}", tagList=["t1", "t2"]))["slug"]
             if m % 2:
                 await api.post(f"/api/articles/{slug}/favorite", reader)
+    await api.get("/api/articles?limit=2", reader)  # the reader's favorites and follows, held from here on
 
     small = await _page_cost(api, reader, statements, "/api/articles?limit=1")
     large = await _page_cost(api, reader, statements, "/api/articles?limit=20")
@@ -57,6 +58,7 @@ async def test_a_search_the_newest_documents_answer_in_full_runs_once(api: Api, 
     """An index no larger than the newest span needs no second look for a rare word."""
     reader = await api.register("reader")
     await api.create_article(reader, "Gardens")
+    await api.get("/api/articles?limit=2", reader)  # the reader's favorites and follows, held from here on
     listed = await _page_cost(api, reader, statements, "/api/articles?limit=20")
     searched = await _page_cost(api, reader, statements, "/api/articles?q=nowhere&limit=20")
     assert searched == listed  # the page (empty) and its count, as for the list
