@@ -301,13 +301,11 @@ async def invalidate(
     marker: bytes = _TOMBSTONE,
     seconds: int = _TOMBSTONE_SECONDS,
     operation: str = "cache",
-    strict: bool = False,
 ) -> None:
     """Overwrite ``names`` in Redis with ``marker`` for ``seconds`` (a tombstone unless the
     caller's keys have a marker of their own) and drop every process's copies of them, and
     of every in-memory value whose name starts with one of ``prefixes``. An outage is
-    reported under ``operation``; ``strict`` raises it (an event consumer then asks for a
-    retry)."""
+    reported under ``operation`` and let pass: what Redis still holds expires with its TTL."""
     names, prefixes = sorted(set(names)), sorted(set(prefixes))
     if not names and not prefixes:
         return
@@ -322,8 +320,6 @@ async def invalidate(
         near.drop(names, prefixes)
     except failures() as exc:
         report_outage(operation, exc)
-        if strict:
-            raise
 
 
 async def ping() -> bool:

@@ -121,9 +121,9 @@ def viewer_page(user_id: int, query_string: bytes, page: bytes, marks: bytes, re
     return body
 
 
-async def drop(names: Iterable[str] = (), *, lists: bool = False, strict: bool = False) -> None:
+async def drop(names: Iterable[str] = (), *, lists: bool = False) -> None:
     """Drop these views and, with ``lists``, every anonymous list page."""
-    await cache.invalidate(names, prefixes=[_lists()] if lists else [], strict=strict)
+    await cache.invalidate(names, prefixes=[_lists()] if lists else [])
 
 
 def article_keys(*slugs: str) -> set[str]:
