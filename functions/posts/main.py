@@ -45,8 +45,12 @@ async def _anonymous_page(call: Call, query_string: bytes) -> bytes:
 
 async def feed(call: Call) -> Response:
     limit, offset = page(call.request)
-    found, total = await articles.feed(call.user_id, limit, offset)
-    return json(wire.article_list(found, total))
+
+    async def render() -> bytes:
+        found, total = await articles.feed(call.user_id, limit, offset)
+        return orjson.dumps(wire.article_list(found, total))
+
+    return raw_json(await articles.feed_page(call.user_id, limit, offset, render))
 
 
 async def create_article(call: Call) -> Response:

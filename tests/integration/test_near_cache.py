@@ -349,3 +349,48 @@ def created_id(settings: Settings, slug: str) -> int:
         row = conn.execute("SELECT id FROM articles WHERE slug = %s", (slug,)).fetchone()
     assert row is not None
     return int(row[0])
+
+
+async def test_the_feed_comes_from_memory_and_every_write_it_shows_is_read_at_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two writes a viewer's feed is not read from PostgreSQL again; after a create,
+    a favorite, a follow or an unfollow the very next read shows it."""
+    from quill.domain import articles
+
+    await listening()
+    alice, bob, carol = [await api.register(name) for name in ("alice", "bob", "carol")]
+    built = 0
+    feed = articles.feed
+
+    async def counted(viewer_id: int, limit: int, offset: int) -> Any:
+        nonlocal built
+        built += 1
+        return await feed(viewer_id, limit, offset)
+
+    monkeypatch.setattr(articles, "feed", counted)
+
+    async def bobs_feed() -> dict[str, Any]:
+        response = await api.get("/api/articles/feed", bob)
+        assert response.status_code == 200
+        document: dict[str, Any] = response.json()
+        return document
+
+    assert (await bobs_feed())["articlesCount"] == 0
+    assert (await api.post("/api/profiles/alice/follow", bob)).status_code == 200
+    slug = (await api.create_article(alice, "Followed"))["slug"]
+    first = await bobs_feed()
+    assert [article["slug"] for article in first["articles"]] == [slug]
+    assert first["articles"][0]["author"]["following"] is True
+    reads = built
+    assert await bobs_feed() == first
+    assert built == reads  # from memory
+
+    await api.post(f"/api/articles/{slug}/favorite", bob)
+    assert (await bobs_feed())["articles"][0]["favorited"] is True
+    await api.post(f"/api/articles/{slug}/favorite", carol)
+    assert (await bobs_feed())["articles"][0]["favoritesCount"] == 2
+    await api.create_article(alice, "Second")
+    assert (await bobs_feed())["articlesCount"] == 2
+    await api.delete("/api/profiles/alice/follow", bob)
+    assert (await bobs_feed())["articlesCount"] == 0

@@ -42,6 +42,7 @@ __all__ = [
     "delete",
     "favorite",
     "feed",
+    "feed_page",
     "flag_page",
     "get",
     "id_of",
@@ -712,6 +713,15 @@ async def flag_page(page: bytes, viewer_id: int, query_string: bytes) -> bytes:
     if marks == b"null":
         return _flagged(page, await _page_marks(viewer_id, orjson.loads(page)["articles"]))
     return views.viewer_page(viewer_id, query_string, page, marks, lambda: _flagged(page, orjson.loads(marks)))
+
+
+async def feed_page(viewer_id: int, limit: int, offset: int, render: Callable[[], Awaitable[bytes]]) -> bytes:
+    """The viewer's feed as ``render`` builds it, from memory between the writes that change
+    it (``views.viewer_feed``); built every time for a viewer with too many marks to keep."""
+    marks = await views.viewer_marks(viewer_id, functools.partial(_all_marks, viewer_id))
+    if marks == b"null":
+        return await render()
+    return await views.viewer_feed(viewer_id, limit, offset, marks, render)
 
 
 def _flagged(page: bytes, marks: dict[str, list[str]]) -> bytes:

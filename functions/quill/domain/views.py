@@ -36,6 +36,7 @@ __all__ = [
     "profile_key",
     "user_key",
     "user_view",
+    "viewer_feed",
     "viewer_key",
     "viewer_marks",
     "viewer_page",
@@ -118,6 +119,23 @@ def viewer_page(user_id: int, query_string: bytes, page: bytes, marks: bytes, re
         return cast(bytes, held[2])
     body = render()
     cache.near.put(name, (page, marks, body), cache.near.epoch, len(body))
+    return body
+
+
+async def viewer_feed(
+    user_id: int, limit: int, offset: int, marks: bytes, build: Callable[[], Awaitable[bytes]]
+) -> bytes:
+    """A viewer's feed page as ``build`` renders it, kept while ``marks`` (the viewer's
+    favorites and follows) are the very object this process holds, so a follow or a
+    favorite makes it render again, and dropped with the lists by any write that changes
+    what a page shows (a new, changed, deleted or favorited article, a renamed author)."""
+    name = viewer_key(user_id) + f"feed?{limit}&{offset}"
+    held = cache.recall(name)
+    if isinstance(held, tuple) and held[0] is marks:
+        return cast(bytes, held[1])
+    epoch = cache.near.epoch
+    body = await build()
+    cache.near.put(name, (marks, body), epoch, len(body))
     return body
 
 
