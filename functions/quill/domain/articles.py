@@ -709,7 +709,7 @@ async def flag_page(page: bytes, viewer_id: int, query_string: bytes) -> bytes:
     viewer's favorites and follows (``views.viewer_marks``), dropped by the writes that
     change them: a favorite or follow shows in the very next read. A viewer with more
     than ``MAX_MARKS`` of either has the page's flags looked up instead."""
-    marks = await views.viewer_marks(viewer_id, functools.partial(_all_marks, viewer_id))
+    marks = await _marks(viewer_id)
     if marks == b"null":
         return _flagged(page, await _page_marks(viewer_id, orjson.loads(page)["articles"]))
     return views.viewer_page(viewer_id, query_string, page, marks, lambda: _flagged(page, orjson.loads(marks)))
@@ -718,10 +718,15 @@ async def flag_page(page: bytes, viewer_id: int, query_string: bytes) -> bytes:
 async def feed_page(viewer_id: int, limit: int, offset: int, render: Callable[[], Awaitable[bytes]]) -> bytes:
     """The viewer's feed as ``render`` builds it, from memory between the writes that change
     it (``views.viewer_feed``); built every time for a viewer with too many marks to keep."""
-    marks = await views.viewer_marks(viewer_id, functools.partial(_all_marks, viewer_id))
+    marks = await _marks(viewer_id)
     if marks == b"null":
         return await render()
     return await views.viewer_feed(viewer_id, limit, offset, marks, render)
+
+
+async def _marks(viewer_id: int) -> bytes:
+    """The viewer's favorites and follows, from memory (``views.viewer_marks``); ``null`` if too many to keep."""
+    return await views.viewer_marks(viewer_id, functools.partial(_all_marks, viewer_id))
 
 
 def _flagged(page: bytes, marks: dict[str, list[str]]) -> bytes:
