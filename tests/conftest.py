@@ -76,7 +76,7 @@ def servers() -> Iterator[Servers]:
     with ExitStack() as stack:
         admin_url, redis_url = MACHINE_POSTGRES, MACHINE_REDIS
         if not _postgres_answers(admin_url) or not _redis_answers(redis_url):
-            from quill import embedded
+            from quill_tools import embedded
 
             folder = Path(tempfile.mkdtemp(prefix="quill-test-"))
             stack.callback(shutil.rmtree, folder, ignore_errors=True)
