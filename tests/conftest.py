@@ -94,6 +94,7 @@ def servers() -> Iterator[Servers]:
         database_url = str(psycopg.conninfo.make_conninfo(admin_url, dbname=name))
         stack.callback(_drop_database, admin_url, name)
         migrate(database_url)
+        migrate(database_url, package="quill_tools.migrations")  # the local broker's, as quill dev has them
         yield Servers(admin_url, database_url, redis_url)
 
 

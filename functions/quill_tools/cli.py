@@ -38,6 +38,14 @@ def _beside_dev(data: str) -> Settings:
     return settings
 
 
+def _migrate(database_url: str) -> None:
+    """The runtime migrations, then the tooling's own (the local broker's tables)."""
+    from quill.migrate import migrate
+
+    applied = migrate(database_url) + migrate(database_url, package="quill_tools.migrations")
+    print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}", flush=True)
+
+
 def _interrupt_on_termination() -> None:
     """Make SIGTERM and SIGHUP stop ``quill dev`` the way Ctrl-C does.
 
@@ -93,7 +101,7 @@ def _dev(args: argparse.Namespace) -> None:
         data.mkdir(parents=True, exist_ok=True)
         shared = {name: getattr(settings, name) for name in runtime.DEV_SHARED}
         (data / runtime.DEV_STATE).write_text(json.dumps(shared, indent=2) + "\n", encoding="utf-8")
-        runtime._migrate(settings.database_url)
+        _migrate(settings.database_url)
         from quill_tools.devserver import DevServer
 
         with use_settings(settings):
