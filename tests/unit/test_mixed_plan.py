@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from quill.bench.load import ANONYMOUS_ACTIONS
-from quill.bench.mixed import plan
+from quill_tools.bench.load import ANONYMOUS_ACTIONS
+from quill_tools.bench.mixed import plan
 
 ACCOUNTS = [{"username": f"user{n}", "token": f"token{n}", "slug": f"slug-{n}"} for n in range(4)]
 

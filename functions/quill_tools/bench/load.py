@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from quill.bench.harness import summary
-from quill.bench.loadgen import Request
+from quill_tools.bench.harness import summary
+from quill_tools.bench.loadgen import Request
 
 __all__ = ["ACTIONS", "ANONYMOUS_ACTIONS", "MixedResult", "mixed", "request", "seed"]
 

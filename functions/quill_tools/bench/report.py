@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from quill.bench.baselines import COLD_START_NAMES
+from quill_tools.bench.baselines import COLD_START_NAMES
 
 __all__ = ["markdown", "targets"]
 

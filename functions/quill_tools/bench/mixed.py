@@ -12,9 +12,9 @@ import asyncio
 import random
 from typing import Any
 
-from quill.bench.harness import migrated_scratch, start_quill
-from quill.bench.load import ACTIONS, ANONYMOUS_ACTIONS, request, seed
-from quill.bench.loadgen import Plan, Request, client_name, measure
+from quill_tools.bench.harness import migrated_scratch, start_quill
+from quill_tools.bench.load import ACTIONS, ANONYMOUS_ACTIONS, request, seed
+from quill_tools.bench.loadgen import Plan, Request, client_name, measure
 
 __all__ = ["USERS", "plan", "run"]
 
