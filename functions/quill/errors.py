@@ -47,10 +47,6 @@ class QuillError(Exception):
         super().__init__(errors)
         self.errors = errors
 
-    @classmethod
-    def of(cls, key: str, message: str) -> QuillError:
-        return cls({key: [message]})
-
 
 class UnauthenticatedError(QuillError):
     pass
