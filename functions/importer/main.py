@@ -16,7 +16,7 @@ from quill import events
 from quill.consumer import Consumer, EventRejected
 from quill.domain import articles
 from quill.domain.outbox import Transaction
-from quill.errors import Unprocessable
+from quill.errors import ValidationError
 from quill.function import Function
 
 
@@ -25,7 +25,7 @@ async def import_article(tx: Transaction, event: CloudEvent) -> None:
         raise EventRejected("data must be a JSON object")
     try:
         request = articles.parse_import(event.data)
-    except Unprocessable as invalid:
+    except ValidationError as invalid:
         raise EventRejected("invalid article data", invalid.errors) from None
     author_id = await articles.author_id(tx.conn, request.author)
     if author_id is None:

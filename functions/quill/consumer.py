@@ -8,12 +8,16 @@ the same transaction as the handler's effect), and answers:
 - 202 with an empty body when the event is handled (or was already);
 - 400 for a request that is not a CloudEvent, or a type this function does not take;
   422 for data that does not match the type's schema, or that the handler finds can
-  never be accepted (``EventRejected``): the broker does not retry these and parks
-  them in the dead-letter sink;
+  never be accepted (``EventRejected``, or any permanent ``QuillError``): the broker
+  does not retry these and parks them in the dead-letter sink;
 - 503 when a dependency is away, 500 for anything else the handler raises: the
   broker retries both. An event that passed its schema is a good event, so a
   ``KeyError`` in a handler is a bug to fix, not a reason to park the event: the
   retries (and a replay after the fix) still deliver it.
+
+``is_permanent`` reads the ``QuillError`` tree for events: the event is at fault
+(invalid, not found, forbidden, ...) or something in its way may pass (a conflict, a
+limit, a dependency away).
 """
 
 from __future__ import annotations
@@ -28,12 +32,19 @@ from starlette.responses import Response
 
 from quill.catalog import find_data_errors
 from quill.domain.outbox import Transaction, transaction
-from quill.errors import ApiError, ServiceUnavailable
+from quill.errors import (
+    ConflictError,
+    EventRejected,
+    MalformedError,
+    QuillError,
+    RateLimitedError,
+    UnavailableError,
+)
 from quill.function import Call, Endpoint
-from quill.http import json, read_body
+from quill.http import error_body, json, read_body
 from quill.observability import EVENTS_CONSUMED, bind_log_context, get_logger
 
-__all__ = ["Consumer", "EventHandler", "EventRejected", "parse_event"]
+__all__ = ["Consumer", "EventHandler", "EventRejected", "is_permanent", "parse_event"]
 
 EventHandler = Callable[[Transaction, CloudEvent], Awaitable[None]]
 
@@ -45,17 +56,14 @@ ON CONFLICT DO NOTHING RETURNING event_id
 """
 
 
-class EventRejected(Exception):
-    """This event's data can never be handled; retrying would not help."""
-
-    def __init__(self, reason: str, details: dict[str, list[str]] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details or {"event": [reason]}
+# What may pass by the next delivery; every other QuillError says the event is wrong.
+_RETRYABLE: tuple[type[QuillError], ...] = (ConflictError, RateLimitedError, UnavailableError)
 
 
-class _NotAnEvent(ApiError):
-    status_code = 400
+def is_permanent(error: QuillError) -> bool:
+    """Whether delivering the event again could never help: then it is answered 4xx and
+    parked. (Anything that is not a ``QuillError`` is a bug: retried, to be replayed.)"""
+    return not isinstance(error, _RETRYABLE)
 
 
 async def parse_event(request: Request) -> CloudEvent:
@@ -64,7 +72,7 @@ async def parse_event(request: Request) -> CloudEvent:
     try:
         event = from_http(dict(request.headers), body)
     except (CloudEventError, ValueError, TypeError) as exc:
-        raise _NotAnEvent({"event": [f"is not a valid CloudEvent: {type(exc).__name__}"]}) from None
+        raise MalformedError({"event": [f"is not a valid CloudEvent: {type(exc).__name__}"]}) from None
     return event
 
 
@@ -114,14 +122,19 @@ class Consumer:
                 if self.deduplicate and await self._seen(tx, attributes):
                     return self._done(event, "duplicate", 202)
                 await handler(tx, event)
-        except EventRejected as rejected:
-            return self._done(event, "rejected", 422, rejected.details, reason=rejected.reason)
-        except ServiceUnavailable:
-            return self._done(event, "retry", 503, {"database": ["is unavailable"]})
-        except Exception as exc:  # a dependency blip or a bug, never the event's fault: ask for a retry
-            _log.exception("event_failed", error=type(exc).__name__)
-            return self._done(event, "retry", 500, {"server": ["internal error"]})
+        except Exception as error:
+            return self._failed(event, error)
         return self._done(event, "processed", 202)
+
+    def _failed(self, event: CloudEvent, error: Exception) -> Response:
+        if isinstance(error, QuillError) and is_permanent(error):
+            reason = error.reason if isinstance(error, EventRejected) else type(error).__name__
+            return self._done(event, "rejected", 422, error.errors, reason=reason)
+        if isinstance(error, UnavailableError):
+            return self._done(event, "retry", 503, {"database": ["is unavailable"]})
+        # a dependency blip or a bug, never the event's fault: ask for a retry
+        _log.exception("event_failed", error=type(error).__name__)
+        return self._done(event, "retry", 500, {"server": ["internal error"]})
 
     async def _seen(self, tx: Transaction, attributes: Mapping[str, Any]) -> bool:
         cursor = await tx.conn.execute(_CLAIM, (self.name, attributes["source"], attributes["id"]))
@@ -140,4 +153,4 @@ class Consumer:
         log("event_handled", outcome=outcome, reason=reason)
         if errors is None:
             return Response(status_code=status_code)  # empty: the broker treats any body as a reply
-        return json({"errors": errors}, status_code)
+        return json(error_body(errors), status_code)

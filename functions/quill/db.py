@@ -1,7 +1,7 @@
 """The PostgreSQL pool: opened once per process on first use, closed on shutdown.
 
 Use it the way psycopg's docs say: ``async with connection() as conn`` commits on
-success and rolls back on error. Connection failures surface as ``ServiceUnavailable``
+success and rolls back on error. Connection failures surface as ``UnavailableError``
 (503) so a request never hangs or answers 500 because PostgreSQL is away.
 """
 
@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from quill.errors import ServiceUnavailable
+from quill.errors import UnavailableError
 from quill.lazy import Lazy
 from quill.settings import get_settings
 
@@ -89,7 +89,7 @@ async def connection() -> AsyncIterator[Connection]:
         async with pool.connection() as conn:
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise ServiceUnavailable("database") from exc
+        raise UnavailableError("database") from exc
 
 
 @asynccontextmanager

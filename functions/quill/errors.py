@@ -1,109 +1,114 @@
-"""The errors a client can see, each one status and one RealWorld error body.
+"""What can go wrong, as the domain says it: one tree, no HTTP in it.
 
-    ApiError                      {"errors": {key: [message, ...]}}
-    ├── Unauthorized (401)        token is missing / is invalid, credentials invalid
-    ├── Forbidden (403)           article / comment forbidden
-    ├── NotFound (404)            article / profile / comment not found
-    ├── MethodNotAllowed (405)
-    ├── Conflict (409)            username / email has already been taken
-    ├── PayloadTooLarge (413)
-    ├── UnsupportedMediaType (415) a body that is not JSON
-    ├── Unprocessable (422)       validation: field -> messages
-    ├── TooManyRequests (429)     carries Retry-After
-    └── ServiceUnavailable (503)  PostgreSQL unreachable, pool exhausted
+    QuillError                    {field: [message, ...]}
+    ├── UnauthenticatedError      token is missing / is invalid, credentials invalid
+    ├── ForbiddenError            article / comment forbidden
+    ├── NotFoundError             article / profile / comment / route not found
+    ├── MethodNotAllowedError     the path is served, not for this method (``allowed``)
+    ├── ConflictError             username / email has already been taken
+    ├── MalformedError            a request that is not what it claims (not a CloudEvent)
+    ├── TooLargeError             a body over its limit
+    ├── UnsupportedMediaTypeError a body that is not sent as JSON
+    ├── ValidationError           field -> messages
+    │   └── EventRejected         an event's data that can never be handled (``reason``)
+    ├── RateLimitedError          a limit was hit (``retry_after`` seconds)
+    └── UnavailableError          PostgreSQL unreachable, pool exhausted (``retry_after``)
 
-Domain code raises these; ``quill.function`` turns them into responses. Anything else
-that escapes a handler is a bug and becomes a JSON 500 with no detail.
+Domain code raises these. ``quill.http`` alone maps them to statuses, headers and the
+RealWorld body; ``quill.consumer`` to a permanent or a retryable event outcome.
+Anything else that escapes a handler is a bug and becomes a JSON 500 with no detail.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "ApiError",
-    "Conflict",
-    "Forbidden",
-    "MethodNotAllowed",
-    "NotFound",
-    "PayloadTooLarge",
-    "ServiceUnavailable",
-    "TooManyRequests",
-    "Unauthorized",
-    "Unprocessable",
-    "UnsupportedMediaType",
+    "ConflictError",
+    "EventRejected",
+    "ForbiddenError",
+    "MalformedError",
+    "MethodNotAllowedError",
+    "NotFoundError",
+    "QuillError",
+    "RateLimitedError",
+    "TooLargeError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "UnsupportedMediaTypeError",
+    "ValidationError",
     "token_invalid",
     "token_missing",
 ]
 
 
-class ApiError(Exception):
-    status_code = 500
+class QuillError(Exception):
+    """What went wrong, as messages per field (RealWorld's ``errors`` object)."""
 
-    def __init__(self, errors: dict[str, list[str]], headers: dict[str, str] | None = None) -> None:
+    def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__(errors)
         self.errors = errors
-        self.headers = headers or {}
-
-    @classmethod
-    def of(cls, key: str, message: str) -> ApiError:
-        return cls({key: [message]})
-
-    def body(self) -> dict[str, dict[str, list[str]]]:
-        return {"errors": self.errors}
 
 
-class Unauthorized(ApiError):
-    status_code = 401
+class UnauthenticatedError(QuillError):
+    pass
 
 
-class Forbidden(ApiError):
-    status_code = 403
+class ForbiddenError(QuillError):
+    pass
 
 
-class NotFound(ApiError):
-    status_code = 404
+class NotFoundError(QuillError):
+    pass
 
 
-class MethodNotAllowed(ApiError):
-    status_code = 405
+class MethodNotAllowedError(QuillError):
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        super().__init__({"method": [f"{method} is not allowed here"]})
+        self.allowed = allowed
 
 
-class Conflict(ApiError):
-    status_code = 409
+class ConflictError(QuillError):
+    pass
 
 
-class PayloadTooLarge(ApiError):
-    status_code = 413
+class MalformedError(QuillError):
+    pass
 
 
-class UnsupportedMediaType(ApiError):
-    status_code = 415
+class TooLargeError(QuillError):
+    pass
 
 
-class Unprocessable(ApiError):
-    status_code = 422
+class UnsupportedMediaTypeError(QuillError):
+    pass
 
 
-class TooManyRequests(ApiError):
-    status_code = 429
+class ValidationError(QuillError):
+    pass
 
-    def __init__(self, scope: str, retry_after: int) -> None:
-        super().__init__(
-            {scope: ["too many requests, try again later"]},
-            {"Retry-After": str(max(1, retry_after))},
-        )
+
+class EventRejected(ValidationError):
+    """This event's data can never be handled; retrying would not help."""
+
+    def __init__(self, reason: str, details: dict[str, list[str]] | None = None) -> None:
+        super().__init__(details or {"event": [reason]})
+        self.reason = reason
+
+
+class RateLimitedError(QuillError):
+    def __init__(self, limit: str, retry_after: int) -> None:
+        super().__init__({limit: ["too many requests, try again later"]})
         self.retry_after = max(1, retry_after)
 
 
-class ServiceUnavailable(ApiError):
-    status_code = 503
-
+class UnavailableError(QuillError):
     def __init__(self, what: str = "database") -> None:
-        super().__init__({what: ["is unavailable, try again later"]}, {"Retry-After": "1"})
+        super().__init__({what: ["is unavailable, try again later"]})
+        self.retry_after = 1
 
 
-def token_missing() -> Unauthorized:
-    return Unauthorized({"token": ["is missing"]})
+def token_missing() -> UnauthenticatedError:
+    return UnauthenticatedError({"token": ["is missing"]})
 
 
-def token_invalid() -> Unauthorized:
-    return Unauthorized({"token": ["is invalid"]})
+def token_invalid() -> UnauthenticatedError:
+    return UnauthenticatedError({"token": ["is invalid"]})

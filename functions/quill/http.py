@@ -1,8 +1,12 @@
-"""HTTP edges shared by every function: JSON in and out, query values, the caller's address.
+"""HTTP edges shared by every function: JSON in and out, errors as HTTP, query values, the caller's address.
 
 Everything a client sends is untrusted: bodies are size-limited while they stream in,
 JSON must parse into the expected wrapper object, and query values are validated
 before they reach SQL. Each failure is one RealWorld error body, never a 500.
+
+``STATUS_OF`` is the one table from the ``QuillError`` tree to HTTP statuses, and
+``error_body`` the one builder of ``{"errors": ...}``: every answer that is an error,
+from a handler, the edge or the server's parser, goes through them.
 """
 
 from __future__ import annotations
@@ -14,21 +18,38 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from quill.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from quill.errors import (
+    ConflictError,
+    ForbiddenError,
+    MalformedError,
+    MethodNotAllowedError,
+    NotFoundError,
+    QuillError,
+    RateLimitedError,
+    TooLargeError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
 from quill.settings import get_settings
 
 __all__ = [
     "NOSNIFF",
     "NO_STORE",
+    "STATUS_OF",
     "JSONResponse",
     "client_ip",
     "empty",
+    "error_body",
+    "error_response",
     "json",
     "page",
     "query_text",
     "raw_json",
     "read_body",
     "read_wrapped",
+    "status_of",
 ]
 
 _JSON_MEDIA_TYPE = "application/json; charset=utf-8"
@@ -50,6 +71,44 @@ def json(content: Any, status_code: int = 200, headers: dict[str, str] | None = 
     return JSONResponse(content, status_code=status_code, headers=headers)
 
 
+# What each error is as HTTP. A subclass takes its nearest ancestor's status.
+STATUS_OF: dict[type[QuillError], int] = {
+    MalformedError: 400,
+    UnauthenticatedError: 401,
+    ForbiddenError: 403,
+    NotFoundError: 404,
+    MethodNotAllowedError: 405,
+    ConflictError: 409,
+    TooLargeError: 413,
+    UnsupportedMediaTypeError: 415,
+    ValidationError: 422,
+    RateLimitedError: 429,
+    UnavailableError: 503,
+}
+
+
+def status_of(error: QuillError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF:
+            return STATUS_OF[kind]
+    return 500
+
+
+def error_body(errors: dict[str, list[str]]) -> dict[str, dict[str, list[str]]]:
+    """RealWorld's error body (``api/realworld.md``): messages per field under ``errors``."""
+    return {"errors": errors}
+
+
+def error_response(error: QuillError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """``error`` as its status, its headers (``Allow``, ``Retry-After``) and its body."""
+    own: dict[str, str] = {}
+    if isinstance(error, MethodNotAllowedError):
+        own["Allow"] = ", ".join(error.allowed)
+    elif isinstance(error, RateLimitedError | UnavailableError):
+        own["Retry-After"] = str(error.retry_after)
+    return json(error_body(error.errors), status_of(error), {**own, **headers} if headers else own)
+
+
 def raw_json(body: bytes, status_code: int = 200) -> Response:
     """A body already encoded as JSON (a cached page)."""
     return Response(body, status_code=status_code, media_type=_JSON_MEDIA_TYPE)
@@ -64,17 +123,17 @@ async def read_body(request: Request) -> bytes:
     limit = get_settings().max_body_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge({"body": [f"is too large (maximum is {limit} bytes)"]})
+        raise TooLargeError({"body": [f"is too large (maximum is {limit} bytes)"]})
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge({"body": [f"is too large (maximum is {limit} bytes)"]})
+                raise TooLargeError({"body": [f"is too large (maximum is {limit} bytes)"]})
             chunks.append(chunk)
     except ClientDisconnect:
-        raise Unprocessable({"body": ["was not received completely"]}) from None
+        raise ValidationError({"body": ["was not received completely"]}) from None
     return b"".join(chunks)
 
 
@@ -102,23 +161,23 @@ async def read_wrapped(request: Request, wrapper: str) -> dict[str, Any]:
     ``JSON.parse`` (RFC 8259 leaves it to the reader)."""
     content_type = request.headers.get("content-type")
     if content_type is not None and not _is_json(content_type):
-        raise UnsupportedMediaType({"body": ["must be sent as application/json"]})
+        raise UnsupportedMediaTypeError({"body": ["must be sent as application/json"]})
     raw = await read_body(request)
     if content_type is None and raw:
-        raise UnsupportedMediaType({"body": ["must be sent as application/json"]})
+        raise UnsupportedMediaTypeError({"body": ["must be sent as application/json"]})
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise Unprocessable({"body": ["is not valid JSON"]}) from None
+        raise ValidationError({"body": ["is not valid JSON"]}) from None
     if not isinstance(document, dict):
-        raise Unprocessable({"body": [f"must be a JSON object with a {wrapper!r} key"]})
+        raise ValidationError({"body": [f"must be a JSON object with a {wrapper!r} key"]})
     if _depth(document) > _MAX_DEPTH:
-        raise Unprocessable({"body": ["is nested too deeply"]})
+        raise ValidationError({"body": ["is nested too deeply"]})
     inner = document.get(wrapper)
     if inner is None:
-        raise Unprocessable({wrapper: ["can't be blank"]})
+        raise ValidationError({wrapper: ["can't be blank"]})
     if not isinstance(inner, dict):
-        raise Unprocessable({wrapper: ["must be an object"]})
+        raise ValidationError({wrapper: ["must be an object"]})
     return inner
 
 
@@ -127,10 +186,10 @@ def _query_int(request: Request, name: str, default: int, minimum: int, maximum:
     if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit():  # "", "-1", "1.5", "abc", full-width digits
-        raise Unprocessable({name: [f"must be a whole number of at least {minimum}"]})
+        raise ValidationError({name: [f"must be a whole number of at least {minimum}"]})
     value = int(raw)
     if value < minimum:
-        raise Unprocessable({name: [f"must be a whole number of at least {minimum}"]})
+        raise ValidationError({name: [f"must be a whole number of at least {minimum}"]})
     return min(value, maximum)
 
 
@@ -140,9 +199,9 @@ def query_text(request: Request, name: str, max_length: int = 256) -> str | None
     if raw is None or raw == "":
         return None
     if "\x00" in raw:
-        raise Unprocessable({name: ["must not contain NUL characters"]})
+        raise ValidationError({name: ["must not contain NUL characters"]})
     if len(raw) > max_length:
-        raise Unprocessable({name: [f"must be text of at most {max_length} characters"]})
+        raise ValidationError({name: [f"must be text of at most {max_length} characters"]})
     return raw
 
 

@@ -219,12 +219,14 @@ def set_traceparent(value: str | None) -> None:
 _log_context: ContextVar[dict[str, Any] | None] = ContextVar("quill_log_context", default=None)
 
 
-def start_log_context(**fields: Any) -> None:
-    """Fields every log line of this request (or event) carries, replacing any before.
+def start_log_context(**fields: Any) -> dict[str, Any]:
+    """Fields every log line of this request (or event) carries, replacing any before;
+    returned, to read what the request bound since (``quill.edge.RequestContext``).
 
     One context variable holding a dict: structlog's ``bind_contextvars`` keeps one
     variable per key and walks the whole context on every line, ~5% of a cached read."""
     _log_context.set(fields)
+    return fields
 
 
 def bind_log_context(**fields: Any) -> None:

@@ -8,7 +8,7 @@ out for longer than one window.
 from __future__ import annotations
 
 from quill.cache import failures, get_redis, key, report_outage
-from quill.errors import TooManyRequests
+from quill.errors import RateLimitedError
 from quill.observability import RATE_LIMITED
 from quill.settings import RateLimit
 
@@ -36,7 +36,7 @@ async def hit(name: str, subject: str, limit: RateLimit) -> None:
         return
     if int(count) > limit.limit:
         RATE_LIMITED.labels(name).inc()
-        raise TooManyRequests("rate_limit", int(ttl) if int(ttl) > 0 else limit.window)
+        raise RateLimitedError("rate_limit", int(ttl) if int(ttl) > 0 else limit.window)
 
 
 async def reset(name: str, subject: str) -> None:

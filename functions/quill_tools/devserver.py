@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,11 +21,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quill.consumer import parse_event
 from quill.domain import outbox
-from quill.errors import ApiError
-from quill.http import JSONResponse
+from quill.edge import Lifespan
+from quill.errors import NotFoundError, QuillError
+from quill.http import error_body, error_response, json
 from quill.observability import get_logger
 from quill.routing import load_function
-from quill.serving import aclose_all, create_app
+from quill.serving import closing_pools, create_app
 from quill_tools.broker import config as broker_config
 from quill_tools.broker.local import LocalBroker
 
@@ -43,7 +44,8 @@ class DevServer:
         self.bundle: ASGIApp = create_app("bundle")
         self.relay_seconds = relay_seconds
         self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._app = Lifespan(self._route, self._running)
+        self._functions: dict[str, ASGIApp] = {}  # each target behind its own edge, built on first delivery
 
     def function_url(self, name: str) -> str:
         return f"{self.base_url}/_functions/{name}/"
@@ -53,9 +55,9 @@ class DevServer:
         return self.base_url + self.broker.path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
+        await self._app(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if scope["type"] == "http" and path == self.broker.path:
             response = await self._ingress(Request(scope, receive))
@@ -63,22 +65,23 @@ class DevServer:
         elif scope["type"] == "http" and path.startswith("/_functions/"):
             name = path.split("/")[2]
             try:
-                target = load_function(name)
+                load_function(name)
             except LookupError:
-                response = JSONResponse({"errors": {"function": ["not found"]}}, 404)
-            else:
-                response = await target(Request(scope, receive))
-            await response(scope, receive, send)
+                await error_response(NotFoundError({"function": ["not found"]}))(scope, receive, send)
+                return
+            if name not in self._functions:
+                self._functions[name] = create_app(name)
+            await self._functions[name](scope, receive, send)
         else:
             await self.bundle(scope, receive, send)
 
     async def _ingress(self, request: Request) -> Response:
         if request.method != "POST":
-            return JSONResponse({"errors": {"method": ["only POST"]}}, 405, headers={"Allow": "POST"})
+            return json(error_body({"method": ["only POST"]}), 405, {"Allow": "POST"})
         try:
             await self.broker.ingest(await parse_event(request))
-        except ApiError as exc:  # not an event (400), too large (413), PostgreSQL away (503: retry)
-            return JSONResponse(exc.body(), exc.status_code, headers=exc.headers)
+        except QuillError as error:  # not an event (400), too large (413), PostgreSQL away (503: retry)
+            return error_response(error)
         return Response(status_code=202)
 
     async def _relay_forever(self) -> None:
@@ -92,18 +95,11 @@ class DevServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.relay_seconds)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                self._tasks = [
-                    asyncio.create_task(self.broker.run(self._stop)),
-                    asyncio.create_task(self._relay_forever()),
-                ]
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self._stop.set()
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-                await aclose_all()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    @contextlib.asynccontextmanager
+    async def _running(self, app: object) -> AsyncIterator[None]:
+        """The broker's dispatcher and the outbox relay, for as long as the server runs."""
+        async with closing_pools(app):
+            tasks = [asyncio.create_task(self.broker.run(self._stop)), asyncio.create_task(self._relay_forever())]
+            yield
+            self._stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -10,7 +10,7 @@ import pytest
 from psycopg.pq import TransactionStatus
 
 from quill import db
-from quill.errors import ServiceUnavailable
+from quill.errors import UnavailableError
 from quill.settings import Settings, use_settings
 
 
@@ -59,7 +59,7 @@ async def test_a_connection_just_returned_skips_the_check_and_fails_once(
 ) -> None:
     monkeypatch.setattr(db, "_CHECK_AFTER_IDLE", 3600.0)
     await _terminate_pooled_backend(one_connection)
-    with pytest.raises(ServiceUnavailable):  # the trade: one 503, no round trip per request
+    with pytest.raises(UnavailableError):  # the trade: one 503, no round trip per request
         async with db.connection() as conn:
             await conn.execute("SELECT 1")
     async with db.connection() as conn:  # the pool dropped it

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from quill import events
-from quill.errors import MethodNotAllowed
+from quill.errors import MethodNotAllowedError
 from quill.routing import FUNCTIONS_DIR, load_module, load_rules
 from quill_tools.deploy.cli import expected_files
 from quill_tools.deploy.render import SECRETS, secret_env
@@ -141,8 +141,8 @@ def test_every_routed_path_reaches_an_http_function_that_serves_it() -> None:
         probe = (
             rule.value if rule.kind == "exact" else rule.value.rstrip("/") + ("/x" if rule.value.endswith("/") else "")
         )
-        with contextlib.suppress(MethodNotAllowed):  # served, by another method
-            function.match("GET", probe)  # NotFound: the function serves no such path
+        with contextlib.suppress(MethodNotAllowedError):  # served, by another method
+            function.match("GET", probe)  # NotFoundError: the function serves no such path
 
 
 def test_triggers_sources_and_dead_letters_point_at_existing_services() -> None:

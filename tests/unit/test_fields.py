@@ -4,7 +4,7 @@ import pytest
 
 from quill.domain.articles import slugify
 from quill.domain.fields import UNSET, Fields
-from quill.errors import Unprocessable
+from quill.errors import ValidationError
 
 
 def test_all_problems_are_reported_together() -> None:
@@ -12,7 +12,7 @@ def test_all_problems_are_reported_together() -> None:
     fields.required("title", 10)
     fields.required("body", 10)
     fields.required("description", 10)
-    with pytest.raises(Unprocessable) as raised:
+    with pytest.raises(ValidationError) as raised:
         fields.done()
     assert raised.value.errors == {
         "title": ["can't be blank"],

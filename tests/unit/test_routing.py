@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from quill.errors import NotFound
+from quill.errors import NotFoundError
 from quill.routing import FUNCTIONS_DIR, load_module, load_rules, resolve
 
 OWNERS = {
@@ -91,5 +91,5 @@ def test_a_trailing_slash_names_no_other_resource() -> None:
     posts = load_module("posts").FUNCTION
     assert posts.match("GET", "/api/articles/")[0].path == "/api/articles"  # the list, not a slug ""
     assert posts.match("GET", "/api/articles/feed/")[0].path == "/api/articles/feed"
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         posts.match("GET", "/api/articles//")

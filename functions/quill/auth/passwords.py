@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, TypeVar
 
-from quill.errors import ServiceUnavailable
+from quill.errors import UnavailableError
 from quill.observability import PASSWORD_HASHES
 from quill.settings import get_settings
 
@@ -62,7 +62,7 @@ async def _bounded(operation: str, work: Callable[..., T], *args: str) -> T:
         async with asyncio.timeout(QUEUE_SECONDS):
             await slots.acquire()
     except TimeoutError:
-        raise ServiceUnavailable("login") from None
+        raise UnavailableError("login") from None
     PASSWORD_HASHES.labels(operation).inc()
     # The slot is freed when the hash ends, not when the caller stops waiting: a request
     # cancelled mid-hash leaves its thread running, and it still counts.

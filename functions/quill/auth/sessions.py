@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from quill import cache
 from quill.db import Connection, connection
-from quill.errors import Unauthorized
+from quill.errors import UnauthenticatedError
 from quill.observability import get_logger
 from quill.settings import get_settings
 
@@ -93,7 +93,7 @@ async def refresh(refresh_token: str) -> Session:
         cursor = await conn.execute(_CLAIM, (_digest(refresh_token),))
         row = await cursor.fetchone()
         if row is None or row["revoked_at"] is not None or row["expired"]:
-            raise Unauthorized({"token": ["is invalid"]})
+            raise UnauthenticatedError({"token": ["is invalid"]})
         if row["used_at"] is not None:
             await conn.execute(_REVOKE, (row["session_id"],))
             reused = row["session_id"]
@@ -107,7 +107,7 @@ async def refresh(refresh_token: str) -> Session:
     if reused is not None:
         _log.warning("refresh_token_reused", session_id=reused)
         await forget(reused)
-        raise Unauthorized({"token": ["is invalid"]})
+        raise UnauthenticatedError({"token": ["is invalid"]})
     return session
 
 

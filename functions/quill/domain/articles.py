@@ -27,7 +27,7 @@ from quill.domain import views
 from quill.domain.outbox import Transaction, transaction
 from quill.domain.values import Article, Profile
 from quill.domain.views import article_key
-from quill.errors import ApiError, Forbidden, NotFound
+from quill.errors import ForbiddenError, NotFoundError, QuillError
 from quill.wire import timestamp as wire_time
 
 __all__ = [
@@ -467,7 +467,7 @@ async def _with_free_slug(conn: Connection, base: str, statement: str, params: d
                 raise
             continue
         if row is None:
-            raise NotFound({"article": ["not found"]})
+            raise NotFoundError({"article": ["not found"]})
         return row
     raise RuntimeError(f"no free slug for {base!r} after 9 attempts")
 
@@ -531,7 +531,7 @@ async def _get(slug: str, viewer_id: int | None, name: str, view: dict[str, Any]
         if view is None:
             row = await (await conn.execute(_ONE, (slug,))).fetchone()
             if row is None:
-                raise NotFound({"article": ["not found"]})
+                raise NotFoundError({"article": ["not found"]})
             await cache.store_view(name, _to_view(row))
         else:
             row = _from_view(view)
@@ -540,7 +540,7 @@ async def _get(slug: str, viewer_id: int | None, name: str, view: dict[str, Any]
         flags = await (await conn.execute(_FLAGS_FOR, {"viewer": viewer_id, "article_id": row["id"]})).fetchone()
     if flags is None:  # deleted since it was cached: the view is stale
         await views.drop_articles(slug)
-        raise NotFound({"article": ["not found"]})
+        raise NotFoundError({"article": ["not found"]})
     return _from_row(row, favorited=flags["favorited"], following=flags["following"])
 
 
@@ -558,16 +558,16 @@ async def id_of(conn: Connection, slug: str) -> tuple[int, int]:
     """``(article_id, author_id)`` of a slug, or 404."""
     row = await (await conn.execute(_LOCATE, (slug,))).fetchone()
     if row is None:
-        raise NotFound({"article": ["not found"]})
+        raise NotFoundError({"article": ["not found"]})
     return int(row["id"]), int(row["author_id"])
 
 
 async def _locate_own(conn: Connection, slug: str, user_id: int) -> dict[str, Any]:
     row = await (await conn.execute(_LOCATE_FOR_UPDATE, (slug,))).fetchone()
     if row is None:
-        raise NotFound({"article": ["not found"]})
+        raise NotFoundError({"article": ["not found"]})
     if row["author_id"] != user_id:
-        raise Forbidden({"article": ["forbidden"]})
+        raise ForbiddenError({"article": ["forbidden"]})
     return row
 
 
@@ -584,7 +584,7 @@ async def read_changes(slug: str, user_id: int, body: Awaitable[dict[str, Any]])
     spent only on a body that fails."""
     try:
         return parse_changes(await body)
-    except ApiError:
+    except QuillError:
         await check_owner(slug, user_id)
         raise
 
@@ -611,7 +611,7 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> Article:
         else:
             updated = await _with_free_slug(tx.conn, base, _UPDATE, params)
         if updated is None:
-            raise NotFound({"article": ["not found"]})
+            raise NotFoundError({"article": ["not found"]})
         new_slug = updated["slug"]
         if tag_list is not None:
             await tx.conn.execute(_DELETE_TAGS, (row["id"],))

@@ -10,7 +10,7 @@ from quill.domain import fields as f
 from quill.domain.articles import id_of
 from quill.domain.outbox import transaction
 from quill.domain.values import Comment, Profile
-from quill.errors import Forbidden, NotFound
+from quill.errors import ForbiddenError, NotFoundError
 from quill.wire import timestamp
 
 __all__ = ["add", "delete", "list_for", "parse_id", "parse_new"]
@@ -97,9 +97,9 @@ async def delete(slug: str, comment_id: int | None, viewer_id: int) -> None:
         if comment_id is not None:
             row = await (await tx.conn.execute(_LOCATE, (comment_id, article_id))).fetchone()
         if row is None:
-            raise NotFound({"comment": ["not found"]})
+            raise NotFoundError({"comment": ["not found"]})
         if row["author_id"] != viewer_id:
-            raise Forbidden({"comment": ["forbidden"]})
+            raise ForbiddenError({"comment": ["forbidden"]})
         await tx.conn.execute(_DELETE, (comment_id,))
         await tx.emit(
             events.COMMENT_DELETED,

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from typing import Any, Final
 
-from quill.errors import Unprocessable
+from quill.errors import ValidationError
 
 __all__ = [
     "EMAIL",
@@ -145,7 +145,7 @@ class Fields:
 
     def done(self) -> None:
         if self.errors:
-            raise Unprocessable(self.errors)
+            raise ValidationError(self.errors)
 
 
 def normal_username(username: str) -> str:

@@ -14,7 +14,7 @@ from quill.domain import views
 from quill.domain.outbox import Transaction, transaction
 from quill.domain.values import Profile
 from quill.domain.views import profile_key
-from quill.errors import NotFound, Unprocessable
+from quill.errors import NotFoundError, ValidationError
 
 __all__ = ["follow", "get", "unfollow"]
 
@@ -30,8 +30,8 @@ RETURNING (SELECT username FROM users WHERE id = follower_id) AS follower
 """
 
 
-def _not_found() -> NotFound:
-    return NotFound({"profile": ["not found"]})
+def _not_found() -> NotFoundError:
+    return NotFoundError({"profile": ["not found"]})
 
 
 async def _base(conn: Connection | None, username: str) -> dict[str, Any]:
@@ -84,7 +84,7 @@ async def follow(viewer_id: int, username: str) -> Profile:
     async with transaction("profile") as tx:
         base = await _base(tx.conn, username)
         if base["id"] == viewer_id:
-            raise Unprocessable({"profile": ["cannot follow yourself"]})
+            raise ValidationError({"profile": ["cannot follow yourself"]})
         await _change(_FOLLOW, events.PROFILE_FOLLOWED, viewer_id, base, tx)
     return _profile(base, True)
 

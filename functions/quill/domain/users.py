@@ -26,7 +26,7 @@ from quill.domain import fields as f
 from quill.domain import views
 from quill.domain.outbox import transaction
 from quill.domain.values import User
-from quill.errors import Conflict, Unauthorized
+from quill.errors import ConflictError, UnauthenticatedError
 
 __all__ = [
     "Registration",
@@ -148,13 +148,13 @@ async def _refuse_taken(conn: Connection, username: str | None, email: str | Non
         if row["email_taken"]:
             errors["email"] = ["has already been taken"]
     if errors:
-        raise Conflict(errors)
+        raise ConflictError(errors)
 
 
-def _conflict_from(exc: psycopg.errors.UniqueViolation) -> Conflict:
+def _conflict_from(exc: psycopg.errors.UniqueViolation) -> ConflictError:
     constraint = exc.diag.constraint_name or ""
     field = "email" if "email" in constraint else "username"
-    return Conflict({field: ["has already been taken"]})
+    return ConflictError({field: ["has already been taken"]})
 
 
 async def register(registration: Registration) -> tuple[User, sessions.Session]:
@@ -181,7 +181,7 @@ async def authenticate(email: str, password: str) -> User:
         cursor = await conn.execute(_BY_EMAIL, (canonical_email(email),))
         row = await cursor.fetchone()
     if not await verify_password(row["password_hash"] if row else None, password) or row is None:
-        raise Unauthorized({"credentials": ["invalid"]})
+        raise UnauthenticatedError({"credentials": ["invalid"]})
     return _user(row)
 
 
