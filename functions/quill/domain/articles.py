@@ -1,7 +1,7 @@
 """Articles, their tags and favorites. Owns ``articles``, ``article_tags`` and ``favorites``.
 
-A page of articles is two statements whatever its size (the page with authors,
-tags, favorite and follow flags; and the total count). A single article's
+A page of articles is built by ``pages`` (its SQL; ``page_sql`` is re-exported here for
+the benchmark). A single article's
 viewer-independent view is cached under ``article:<slug>``; the viewer's flags are
 read from PostgreSQL in one small query, so a favorite or follow shows at once.
 """
@@ -19,12 +19,14 @@ from typing import Any
 
 import orjson
 import psycopg.errors
+from psycopg import sql
 
 from quill import cache, events
 from quill.db import Connection, connection, reading
 from quill.domain import fields as f
 from quill.domain import views
 from quill.domain.outbox import Transaction, transaction
+from quill.domain.pages import VIEWER_FLAGS, fetch_page, page_sql
 from quill.domain.values import Article, Profile
 from quill.domain.views import article_key
 from quill.errors import ApiError, Forbidden, NotFound
@@ -61,148 +63,15 @@ __all__ = [
 
 _EMITTER = "posts"
 
-_VIEWER_FLAGS = """
-    EXISTS (SELECT 1 FROM favorites fv WHERE fv.article_id = a.id AND fv.user_id = %(viewer)s) AS favorited,
-    EXISTS (SELECT 1 FROM follows fo WHERE fo.followee_id = a.author_id AND fo.follower_id = %(viewer)s)
-        AS following
-"""
-
-_SUMMARY_COLUMNS = """
-    a.id, a.slug, a.title, a.description, a.tag_list, a.created_at, a.updated_at, a.favorites_count,
-    a.author_id, u.username, u.bio, u.image,
-"""
-
-# Each filter is a constant fragment, ANDed in only when the query has it: an
-# `x IS NULL OR a.id IN (...)` form would keep PostgreSQL from turning the IN into a
-# semi-join (sublinks are pulled up before constants fold), so counts scanned the table.
-_FILTER_SQL: dict[str, str] = {
-    "tag": "a.id IN (SELECT t.article_id FROM article_tags t WHERE t.tag = %(tag)s)",
-    "author": "u.username = %(author)s",
-    "favorited": (
-        "a.id IN (SELECT fb.article_id FROM favorites fb JOIN users fu ON fu.id = fb.user_id"
-        " WHERE fu.username = %(favorited)s)"
-    ),
-    "feed_of": "a.author_id IN (SELECT fo2.followee_id FROM follows fo2 WHERE fo2.follower_id = %(feed_of)s)",
-    "q": "sd.document @@ websearch_to_tsquery('english', %(q)s)",
-}
-_FROM = "\nFROM articles a JOIN users u ON u.id = a.author_id\n"
-_FROM_SEARCH = _FROM + "JOIN search_documents sd ON sd.article_id = a.id\n"
-_NEWEST = "ORDER BY a.created_at DESC, a.id DESC\n"
-
-# A search ranks its newest SEARCH_WINDOW matches, not all of them: ranking every match
-# of a common word read thousands of rows at 1M articles. The first try looks only at the
-# newest SEARCH_SPAN documents, walking the index newest first, so its cost does not grow
-# with the table; a word too rare to fill the window there is looked up in the whole index
-# (a rare word has few matches: cheap). ``articlesCount`` counts the same window, so a
-# client pages through exactly what was ranked. The page carries that total in each row.
-SEARCH_WINDOW = 100
-SEARCH_SPAN = 20_000
-_RANK = "ts_rank(sd.document, websearch_to_tsquery('english', %(q)s)) AS rank"
-_NEWEST_HITS = f"ORDER BY sd.article_id DESC LIMIT {SEARCH_WINDOW}"
-# The newest SEARCH_SPAN documents only (ids only grow): a bounded walk whatever the word.
-_RECENT_HITS = (
-    "hits AS MATERIALIZED (SELECT sd.article_id, " + _RANK + "\n{source}{where}"
-    f"  AND sd.article_id > (SELECT max(article_id) FROM search_documents) - {SEARCH_SPAN}\n" + _NEWEST_HITS + ")"
-)
-# Every match, fenced by MATERIALIZED: given ORDER BY ... LIMIT, the planner would walk the
-# whole id index looking for a word it guesses is common.
-_ALL_HITS = (
-    "matches AS MATERIALIZED (SELECT sd.article_id, sd.document\n{source}{where}),\n"
-    "hits AS MATERIALIZED (SELECT sd.article_id, " + _RANK + " FROM matches sd " + _NEWEST_HITS + ")"
-)
-# Whether the newest SEARCH_SPAN documents are all there are (a blog of fewer articles):
-# then the first try already looked everywhere and is not repeated.
-_WHOLE_INDEX = f"(SELECT coalesce(max(article_id) - min(article_id) < {SEARCH_SPAN}, true) FROM search_documents)"
-_SEARCH_PAGE = (
-    ",\npage AS (SELECT article_id, rank FROM hits ORDER BY rank DESC, article_id DESC"
-    " LIMIT %(limit)s OFFSET %(offset)s)\n"
-    "SELECT" + _SUMMARY_COLUMNS + _VIEWER_FLAGS + ", (SELECT count(*) FROM hits) AS total, {whole} AS whole\n"
-    "FROM page JOIN articles a ON a.id = page.article_id JOIN users u ON u.id = a.author_id\n"
-    "ORDER BY page.rank DESC, a.id DESC"
-)
-_SEARCH_COUNT = "\nSELECT count(*) AS total, {whole} AS whole FROM hits"
-
-
-# A filter used alone can bound the page's candidates by LIMIT + OFFSET, so its cost does
-# not grow with the matches: ?tag= reads the first entries of (tag, created_at DESC), so
-# a popular tag costs what a rare one does; the feed takes each followed author's newest
-# few from (author_id, created_at DESC). Combined with others, the general form is kept.
-_SOLE_FILTER_SQL: dict[str, str] = {
-    "tag": (
-        "a.id IN (SELECT t.article_id FROM article_tags t WHERE t.tag = %(tag)s"
-        " ORDER BY t.created_at DESC, t.article_id DESC LIMIT %(limit)s + %(offset)s)"
-    ),
-    # Sorted and cut again outside the LATERAL, on index-only columns, so only the page's
-    # candidates are fetched from the heap (not limit + offset per followed author).
-    "feed_of": (
-        "a.id IN (SELECT newest.id FROM follows fo2 CROSS JOIN LATERAL"
-        " (SELECT a2.id, a2.created_at FROM articles a2 WHERE a2.author_id = fo2.followee_id"
-        " ORDER BY a2.created_at DESC, a2.id DESC LIMIT %(limit)s + %(offset)s) AS newest"
-        " WHERE fo2.follower_id = %(feed_of)s"
-        " ORDER BY newest.created_at DESC, newest.id DESC LIMIT %(limit)s + %(offset)s)"
-    ),
-}
-
-
-def _where(chosen: tuple[str, ...], *, bounded: bool) -> str:
-    """The WHERE clause for these filters; ``bounded=False`` for counts, which see every match."""
-    if bounded and len(chosen) == 1 and chosen[0] in _SOLE_FILTER_SQL:
-        fragments = [_SOLE_FILTER_SQL[chosen[0]]]
-    else:
-        fragments = [_FILTER_SQL[name] for name in chosen]
-    return ("WHERE " + "\n  AND ".join(fragments) + "\n") if fragments else ""
-
-
-# articlesCount without counting rows: the unfiltered total and each tag's are kept by
-# triggers (0003_article_totals.sql, 0005_tag_totals.sql); every article has an author,
-# so the page's join to users cannot drop one.
-_TOTAL = "SELECT sum(articles)::bigint AS total FROM article_totals"
-_TAG_TOTAL = "SELECT coalesce(sum(articles), 0)::bigint AS total FROM tag_totals WHERE tag = %(tag)s"
-
-
-@functools.cache
-def _statements(chosen: tuple[str, ...], *, everything: bool = False) -> tuple[str, str]:
-    """Built once per combination of filters (a handful), not once per request.
-
-    ``everything`` only matters to a search: look in the whole index, not the newest part."""
-    if "q" in chosen:
-        # The search alone needs only its index; other filters need the article and author.
-        source = "FROM search_documents sd\n" if chosen == ("q",) else _FROM_SEARCH.lstrip("\n")
-        hits = "WITH " + (_ALL_HITS if everything else _RECENT_HITS).format(
-            source=source, where=_where(chosen, bounded=False)
-        )
-        whole = "true" if everything else _WHOLE_INDEX
-        return hits + _SEARCH_PAGE.format(whole=whole), hits + _SEARCH_COUNT.format(whole=whole)
-    page = (
-        "SELECT"
-        + _SUMMARY_COLUMNS
-        + _VIEWER_FLAGS
-        + _FROM
-        + _where(chosen, bounded=True)
-        + _NEWEST
-        + "LIMIT %(limit)s OFFSET %(offset)s"
-    )
-    if not chosen:
-        count = _TOTAL
-    elif chosen == ("tag",):
-        count = _TAG_TOTAL
-    else:
-        count = "SELECT count(*) AS total" + _FROM + _where(chosen, bounded=False)
-    return page, count
-
-
-def page_sql(params: dict[str, Any], *, everything: bool = False) -> tuple[str, str]:
-    """The page and count statements for these parameters (only constant fragments are joined)."""
-    return _statements(tuple(name for name in _FILTER_SQL if params.get(name) is not None), everything=everything)
-
-
 _ONE = """
 SELECT a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
        a.favorites_count, a.author_id, u.username, u.bio, u.image
 FROM articles a JOIN users u ON u.id = a.author_id
 WHERE a.slug = %s
 """
-_FLAGS_FOR = "SELECT" + _VIEWER_FLAGS + "FROM articles a WHERE a.id = %(article_id)s"
+_FLAGS_FOR = (
+    sql.SQL("SELECT{flags}FROM articles a WHERE a.id = %(article_id)s").format(flags=VIEWER_FLAGS).as_string(None)
+)
 # FOR KEY SHARE: a favorite or comment being added holds the article until it commits,
 # so a concurrent delete waits instead of breaking the foreign key.
 _LOCATE = "SELECT id, author_id FROM articles WHERE slug = %s FOR KEY SHARE"
@@ -210,14 +79,13 @@ _LOCATE_FOR_UPDATE = "SELECT id, author_id, slug, title FROM articles WHERE slug
 
 # What a write hands back: the article as its writer now reads it (author and flags
 # included), so the response needs no second read; ``author_username`` is for the event.
-_WRITTEN = (
-    """
+_WRITTEN = sql.SQL("""
     a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
-    a.favorites_count, a.author_id, u.username, u.bio, u.image, u.username AS author_username,"""
-    + _VIEWER_FLAGS
+    a.favorites_count, a.author_id, u.username, u.bio, u.image, u.username AS author_username,{flags}""").format(
+    flags=VIEWER_FLAGS
 )
 _INSERT = (
-    """
+    sql.SQL("""
 WITH a AS (
     INSERT INTO articles (slug, author_id, title, description, body, tag_list, created_at, updated_at)
     VALUES (%(slug)s, %(author_id)s, %(title)s, %(description)s, %(body)s, %(tag_list)s,
@@ -226,9 +94,9 @@ WITH a AS (
     ON CONFLICT (slug) DO NOTHING
     RETURNING *
 )
-SELECT"""
-    + _WRITTEN
-    + "FROM a JOIN users u ON u.id = a.author_id"
+SELECT{written}FROM a JOIN users u ON u.id = a.author_id""")
+    .format(written=_WRITTEN)
+    .as_string(None)
 )
 _INSERT_TAGS = (
     "INSERT INTO article_tags (article_id, tag, created_at)"
@@ -236,7 +104,7 @@ _INSERT_TAGS = (
 )
 _DELETE_TAGS = "DELETE FROM article_tags WHERE article_id = %s"
 _UPDATE = (
-    """
+    sql.SQL("""
 UPDATE articles a SET
     slug = %(slug)s,
     title = coalesce(%(title)s, a.title),
@@ -246,11 +114,16 @@ UPDATE articles a SET
     updated_at = greatest(date_trunc('milliseconds', clock_timestamp()), a.updated_at + interval '1 millisecond')
 FROM users u
 WHERE a.id = %(article_id)s AND u.id = a.author_id
-RETURNING"""
-    + _WRITTEN
+RETURNING{written}""")
+    .format(written=_WRITTEN)
+    .as_string(None)
 )
 # A favorite's answer, read in its own transaction (the count and flags as just changed).
-_READ_BACK = "SELECT" + _WRITTEN + "FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = %(article_id)s"
+_READ_BACK = (
+    sql.SQL("SELECT{written}FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = %(article_id)s")
+    .format(written=_WRITTEN)
+    .as_string(None)
+)
 _DELETE = "DELETE FROM articles WHERE id = %s RETURNING id, slug, author_id"
 _FAVORITE = """
 WITH added AS (
@@ -665,29 +538,13 @@ async def unfavorite(slug: str, viewer_id: int) -> Article:
 
 async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
     async with reading() as conn:
-        rows, counted = await _run_page(conn, page_sql(params), params)
-        if params["q"] is not None and counted["total"] < SEARCH_WINDOW and not counted["whole"]:
-            # A word too rare for the newest documents, in an index larger than them.
-            rows, counted = await _run_page(conn, page_sql(params, everything=True), params)
-    articles = [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows]
-    return articles, int(counted["total"])
-
-
-async def _run_page(
-    conn: Connection, statements: tuple[str, str], params: dict[str, Any]
-) -> tuple[list[Any], dict[str, Any]]:
-    """The page's rows, and the row that counts them (a search page carries its count)."""
-    page, count = statements
-    rows = await (await conn.execute(page.encode(), params)).fetchall()
-    if rows and "total" in rows[0]:
-        return rows, rows[0]
-    counted = await (await conn.execute(count.encode(), params)).fetchone()
-    return rows, counted or {"total": 0}
+        rows, total = await fetch_page(conn, params)
+    return [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows], total
 
 
 async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[list[Article], int]:
     """A page of articles, newest first, and the number of all that match; a search (``q``)
-    ranks its newest ``SEARCH_WINDOW`` matches by relevance and counts those."""
+    ranks its newest matches by relevance and counts those (``pages.fetch_page``)."""
     return await _page(
         {
             "tag": query.tag,

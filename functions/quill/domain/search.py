@@ -7,6 +7,8 @@ the index matching the current article.
 
 from __future__ import annotations
 
+from psycopg import sql
+
 from quill.db import Connection
 
 __all__ = ["CONFIG", "DOCUMENT", "reindex"]
@@ -18,14 +20,18 @@ DOCUMENT = """setweight(to_tsvector('english', a.title), 'A')
        || setweight(to_tsvector('english', a.description || ' ' || array_to_string(a.tag_list, ' ')), 'B')
        || setweight(to_tsvector('english', a.body), 'C')"""
 
-_REINDEX = f"""
+_REINDEX = (
+    sql.SQL("""
 INSERT INTO search_documents (article_id, document, indexed_at)
 SELECT a.id,
-       {DOCUMENT},
+       {document},
        clock_timestamp()
 FROM articles a WHERE a.id = %s
 ON CONFLICT (article_id) DO UPDATE SET document = EXCLUDED.document, indexed_at = EXCLUDED.indexed_at
-"""
+""")
+    .format(document=sql.SQL(DOCUMENT))
+    .as_string(None)
+)
 _FORGET = "DELETE FROM search_documents WHERE article_id = %s"
 
 

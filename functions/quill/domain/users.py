@@ -41,12 +41,10 @@ __all__ = [
     "update",
 ]
 
-_COLUMNS = "id, username, email, bio, image"
-
-_INSERT = f"""
+_INSERT = """
 INSERT INTO users (username, email, password_hash)
 VALUES (%(username)s, %(email)s, %(password_hash)s)
-RETURNING {_COLUMNS}
+RETURNING id, username, email, bio, image
 """
 
 _TAKEN = """
@@ -56,10 +54,10 @@ WHERE (lower(username) = lower(%(username)s) OR email = %(email)s)
   AND id IS DISTINCT FROM %(user_id)s
 """
 
-_BY_EMAIL = f"SELECT {_COLUMNS}, password_hash FROM users WHERE email = %s"
-_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE id = %s"
+_BY_EMAIL = "SELECT id, username, email, bio, image, password_hash FROM users WHERE email = %s"
+_BY_ID = "SELECT id, username, email, bio, image FROM users WHERE id = %s"
 
-_UPDATE = f"""
+_UPDATE = """
 UPDATE users SET
     username = coalesce(%(username)s, username),
     email = coalesce(%(email)s, email),
@@ -68,7 +66,7 @@ UPDATE users SET
     image = CASE WHEN %(set_image)s THEN %(image)s ELSE image END,
     updated_at = date_trunc('milliseconds', clock_timestamp())
 WHERE id = %(user_id)s
-RETURNING {_COLUMNS}
+RETURNING id, username, email, bio, image
 """
 
 
