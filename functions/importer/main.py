@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from quill import events
 from quill.consumer import Consumer, EventRejected
-from quill.domain import articles
+from quill.domain import articles, users
 from quill.domain.outbox import Transaction
 from quill.errors import Unprocessable
 from quill.function import Function
@@ -27,7 +27,7 @@ async def import_article(tx: Transaction, event: CloudEvent) -> None:
         request = articles.parse_import(event.data)
     except Unprocessable as invalid:
         raise EventRejected("invalid article data", invalid.errors) from None
-    author_id = await articles.author_id(tx.conn, request.author)
+    author_id = await users.id_of(tx.conn, request.author)
     if author_id is None:
         raise EventRejected("author not found", {"author": ["not found"]})
     await articles.insert(tx, author_id, request.article)

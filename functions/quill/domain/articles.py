@@ -1,34 +1,27 @@
 """Articles, their tags and favorites. Owns ``articles``, ``article_tags`` and ``favorites``.
 
-A page of articles is built by ``pages`` (its SQL; ``page_sql`` is re-exported here for
-the benchmark). A single article's
-viewer-independent view is cached under ``article:<slug>``; the viewer's flags are
-read from PostgreSQL in one small query, so a favorite or follow shows at once.
+The writes (create, import, update, delete, favorite) and the reads' queries, returning
+values: the SQL of a list page is composed by ``pages`` (``page_sql`` is re-exported here
+for the benchmark), slugs are made by ``slugs``, and what is cached, and when it is
+dropped, is the read side's (``quill.reads``).
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import secrets
-import unicodedata
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-import psycopg.errors
 from psycopg import sql
 
-from quill import cache, events
+from quill import events
 from quill.db import Connection, connection, reading
 from quill.domain import fields as f
-from quill.domain import views
+from quill.domain import slugs
 from quill.domain.outbox import Transaction, transaction
 from quill.domain.pages import VIEWER_FLAGS, fetch_page, page_sql
 from quill.domain.values import Article, Profile
-from quill.domain.views import article_key
 from quill.errors import ApiError, Forbidden, NotFound
 from quill.wire import timestamp as wire_time
 
@@ -37,25 +30,24 @@ __all__ = [
     "ArticleQuery",
     "ImportRequest",
     "NewArticle",
-    "anonymous",
-    "author_id",
     "check_owner",
     "create",
     "delete",
     "favorite",
     "feed",
-    "feed_page",
-    "flag_page",
-    "get",
+    "flags_for",
+    "from_row",
     "id_of",
     "insert",
     "list_articles",
+    "marks",
+    "one",
+    "page_marks",
     "page_sql",
     "parse_changes",
     "parse_import",
     "parse_new",
     "read_changes",
-    "slugify",
     "tags",
     "unfavorite",
     "update",
@@ -149,8 +141,7 @@ SELECT
     ARRAY(SELECT u.username FROM users u JOIN follows fo ON fo.followee_id = u.id AND fo.follower_id = %(viewer)s
           WHERE u.username = ANY(%(authors)s)) AS following
 """
-# Everything the viewer favorited and follows, up to MAX_MARKS each (kept in memory).
-MAX_MARKS = 1000
+# Everything the viewer favorited and follows, up to a limit of each.
 _ALL_MARKS = """
 SELECT
     ARRAY(SELECT a.slug FROM favorites fv JOIN articles a ON a.id = fv.article_id
@@ -230,11 +221,6 @@ def parse_import(data: dict[str, Any]) -> ImportRequest:
     return ImportRequest(author, article)
 
 
-async def author_id(conn: Connection, username: str) -> int | None:
-    row = await (await conn.execute("SELECT id FROM users WHERE username = %s", (username,))).fetchone()
-    return int(row["id"]) if row else None
-
-
 def parse_new(data: dict[str, Any]) -> NewArticle:
     fields = f.Fields(data)
     tag_list = fields.tags("tagList")
@@ -260,13 +246,6 @@ def parse_changes(data: dict[str, Any]) -> ArticleChanges:
     return changes
 
 
-def slugify(title: str) -> str:
-    """Lower-case words joined by dashes; letters of every script are kept."""
-    normal = unicodedata.normalize("NFKC", title).lower()
-    slug = re.sub(r"[^\w]+|_+", "-", normal).strip("-")[:80].strip("-")
-    return slug or "article"
-
-
 def _event_data(row: dict[str, Any], previous_slug: str | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": row["id"],
@@ -283,7 +262,8 @@ def _event_data(row: dict[str, Any], previous_slug: str | None = None) -> dict[s
     return data
 
 
-def _from_row(row: dict[str, Any], *, favorited: bool, following: bool) -> Article:
+def from_row(row: dict[str, Any], *, favorited: bool, following: bool) -> Article:
+    """An article from a row of its columns, with the viewer's flags."""
     return Article(
         id=row["id"],
         slug=row["slug"],
@@ -300,67 +280,11 @@ def _from_row(row: dict[str, Any], *, favorited: bool, following: bool) -> Artic
     )
 
 
-def _to_view(row: dict[str, Any]) -> dict[str, Any]:
-    view = dict(row)
-    view["created_at"] = row["created_at"].isoformat()
-    view["updated_at"] = row["updated_at"].isoformat()
-    return view
-
-
-def _from_view(view: dict[str, Any]) -> dict[str, Any]:
-    row = dict(view)
-    row["created_at"] = datetime.fromisoformat(view["created_at"])
-    row["updated_at"] = datetime.fromisoformat(view["updated_at"])
-    return row
-
-
-def _candidates(base: str) -> Iterator[str]:
-    """The plain slug first (never ``feed``), then the same with a random suffix."""
-    if base != "feed":
-        yield base
-    for _ in range(8):
-        yield f"{base}-{secrets.token_hex(3)}"
-
-
-def _keeps_slug(base: str, current: str) -> bool:
-    return current == base or re.fullmatch(re.escape(base) + r"-[0-9a-f]{6}", current) is not None
-
-
-async def _with_free_slug(conn: Connection, base: str, statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Run an INSERT/UPDATE that sets ``slug``, moving to the next candidate if it is taken.
-
-    Each try is a savepoint, so losing a race with a concurrent writer costs one retry.
-    """
-    for slug in _candidates(base):
-        try:
-            async with conn.transaction():
-                row = await (await conn.execute(statement, {**params, "slug": slug})).fetchone()
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name != "articles_slug_key":
-                raise
-            continue
-        if row is None:
-            raise NotFound({"article": ["not found"]})
-        return row
-    raise RuntimeError(f"no free slug for {base!r} after 9 attempts")
-
-
-async def _insert_with_free_slug(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-    """Insert under the first free slug candidate. A taken slug inserts nothing (``ON
-    CONFLICT DO NOTHING``) rather than failing, so no savepoint is needed around each try:
-    two round trips fewer than ``_with_free_slug``."""
-    for slug in _candidates(params["slug"]):
-        row = await (await conn.execute(_INSERT, {**params, "slug": slug})).fetchone()
-        if row is not None:
-            return row
-    raise RuntimeError(f"no free slug for {params['slug']!r} after 9 attempts")
-
-
 async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
     """Store a new article inside ``tx`` (emitting ``article.created``) and return it as
     its author reads it."""
     params: dict[str, Any] = {
-        "slug": slugify(new.title),
+        "slug": slugs.slugify(new.title),
         "author_id": author_id,
         "viewer": author_id,
         "title": new.title,
@@ -370,7 +294,7 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
         "created_at": new.created_at,
         "updated_at": new.updated_at,
     }
-    row = await _insert_with_free_slug(tx.conn, params)
+    row = await slugs.insert_with_free_slug(tx.conn, _INSERT, params)
     if new.tag_list:
         await tx.conn.execute(_INSERT_TAGS, (list(new.tag_list), row["id"]))
     await tx.emit(events.ARTICLE_CREATED, row["id"], _event_data(row))
@@ -378,7 +302,7 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
 
 
 def _written(row: dict[str, Any]) -> Article:
-    return _from_row(row, favorited=row["favorited"], following=row["following"])
+    return from_row(row, favorited=row["favorited"], following=row["following"])
 
 
 async def create(author_id: int, new: NewArticle) -> Article:
@@ -387,44 +311,14 @@ async def create(author_id: int, new: NewArticle) -> Article:
         return await insert(tx, author_id, new)
 
 
-async def get(slug: str, viewer_id: int | None) -> Article:
-    name = article_key(slug)
-    return await _get(slug, viewer_id, name, await cache.load_view(name))
+async def one(conn: Connection, slug: str) -> dict[str, Any] | None:
+    """The article's viewer-independent columns (body, author included), or None."""
+    return await (await conn.execute(_ONE, (slug,))).fetchone()
 
 
-def _as_anonymous(view: dict[str, Any]) -> Article:
-    return _from_row(_from_view(view), favorited=False, following=False)
-
-
-async def _get(slug: str, viewer_id: int | None, name: str, view: dict[str, Any] | None) -> Article:
-    """The article for this viewer, given its cache key and the cached view (``None`` on a miss)."""
-    if view is not None and viewer_id is None:  # the common read: Redis alone
-        return _as_anonymous(view)
-    async with reading() as conn:
-        if view is None:
-            row = await (await conn.execute(_ONE, (slug,))).fetchone()
-            if row is None:
-                raise NotFound({"article": ["not found"]})
-            await cache.store_view(name, _to_view(row))
-        else:
-            row = _from_view(view)
-        if viewer_id is None:
-            return _from_row(row, favorited=False, following=False)
-        flags = await (await conn.execute(_FLAGS_FOR, {"viewer": viewer_id, "article_id": row["id"]})).fetchone()
-    if flags is None:  # deleted since it was cached: the view is stale
-        await views.drop_articles(slug)
-        raise NotFound({"article": ["not found"]})
-    return _from_row(row, favorited=flags["favorited"], following=flags["following"])
-
-
-async def anonymous(slug: str, render: Callable[[Article], bytes]) -> bytes:
-    """The article as an anonymous reader gets it, ``render``ed once per cached view:
-    the most frequent read skips building the article and encoding it again."""
-    name = article_key(slug)
-    view = await cache.load_view(name)
-    if view is None:  # a miss: read and cache the article, render it this once
-        return render(await _get(slug, None, name, None))
-    return cache.rendered(name, view, lambda: render(_as_anonymous(view)))
+async def flags_for(conn: Connection, viewer_id: int, article_id: int) -> dict[str, Any] | None:
+    """``{favorited, following}`` of the article for ``viewer_id``; None if it is gone."""
+    return await (await conn.execute(_FLAGS_FOR, {"viewer": viewer_id, "article_id": article_id})).fetchone()
 
 
 async def id_of(conn: Connection, slug: str) -> tuple[int, int]:
@@ -468,8 +362,8 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> Article:
     async with transaction(_EMITTER) as tx:
         row = await _locate_own(tx.conn, slug, user_id)
         base = row["slug"]
-        if isinstance(changes.title, str) and not _keeps_slug(slugify(changes.title), row["slug"]):
-            base = slugify(changes.title)
+        if isinstance(changes.title, str) and not slugs.keeps_slug(slugs.slugify(changes.title), row["slug"]):
+            base = slugs.slugify(changes.title)
         tag_list = None if isinstance(changes.tag_list, f.Unset) else list(changes.tag_list)
         params = {
             "article_id": row["id"],
@@ -482,16 +376,14 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> Article:
         if base == row["slug"]:
             updated = await (await tx.conn.execute(_UPDATE, {**params, "slug": base})).fetchone()
         else:
-            updated = await _with_free_slug(tx.conn, base, _UPDATE, params)
+            updated = await slugs.with_free_slug(tx.conn, base, _UPDATE, params)
         if updated is None:
             raise NotFound({"article": ["not found"]})
-        new_slug = updated["slug"]
         if tag_list is not None:
             await tx.conn.execute(_DELETE_TAGS, (row["id"],))
             if tag_list:
                 await tx.conn.execute(_INSERT_TAGS, (tag_list, row["id"]))
         await tx.emit(events.ARTICLE_UPDATED, row["id"], _event_data(updated, previous_slug=row["slug"]))
-        tx.stale |= views.article_keys(slug, str(new_slug))
     return _written(updated)
 
 
@@ -502,7 +394,6 @@ async def delete(slug: str, user_id: int) -> None:
         await tx.emit(
             events.ARTICLE_DELETED, row["id"], {"id": row["id"], "slug": row["slug"], "author": {"id": user_id}}
         )
-        tx.stale |= views.article_keys(slug)
 
 
 async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> Article:
@@ -524,7 +415,6 @@ async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> Artic
             )
         row = await (await tx.conn.execute(_READ_BACK, params)).fetchone()
         assert row is not None  # the article is held FOR KEY SHARE since id_of
-        tx.stale |= views.article_keys(slug)
     return _written(row)
 
 
@@ -539,7 +429,7 @@ async def unfavorite(slug: str, viewer_id: int) -> Article:
 async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
     async with reading() as conn:
         rows, total = await fetch_page(conn, params)
-    return [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows], total
+    return [from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows], total
 
 
 async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[list[Article], int]:
@@ -559,62 +449,21 @@ async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[lis
     )
 
 
-async def flag_page(page: bytes, viewer_id: int, query_string: bytes) -> bytes:
-    """An anonymous list ``page`` (rendered) as ``viewer_id`` reads it: the same articles
-    with their ``favorited`` and ``following`` flags. The page comes from memory
-    (``views.anonymous_list``), built once per change for every reader, and so do the
-    viewer's favorites and follows (``views.viewer_marks``), dropped by the writes that
-    change them: a favorite or follow shows in the very next read. A viewer with more
-    than ``MAX_MARKS`` of either has the page's flags looked up instead."""
-    marks = await _marks(viewer_id)
-    if marks == b"null":
-        return _flagged(page, await _page_marks(viewer_id, orjson.loads(page)["articles"]))
-    return views.viewer_page(viewer_id, query_string, page, marks, lambda: _flagged(page, orjson.loads(marks)))
-
-
-async def feed_page(viewer_id: int, limit: int, offset: int, render: Callable[[], Awaitable[bytes]]) -> bytes:
-    """The viewer's feed as ``render`` builds it, from memory between the writes that change
-    it (``views.viewer_feed``); built every time for a viewer with too many marks to keep."""
-    marks = await _marks(viewer_id)
-    if marks == b"null":
-        return await render()
-    return await views.viewer_feed(viewer_id, limit, offset, marks, render)
-
-
-async def _marks(viewer_id: int) -> bytes:
-    """The viewer's favorites and follows, from memory (``views.viewer_marks``); ``null`` if too many to keep."""
-    return await views.viewer_marks(viewer_id, functools.partial(_all_marks, viewer_id))
-
-
-def _flagged(page: bytes, marks: dict[str, list[str]]) -> bytes:
-    document = orjson.loads(page)
-    favorited, following = set(marks["favorited"]), set(marks["following"])
-    for article in document["articles"]:
-        article["favorited"] = article["slug"] in favorited
-        article["author"]["following"] = article["author"]["username"] in following
-    return orjson.dumps(document)
-
-
-async def _all_marks(viewer_id: int) -> bytes:
-    """The viewer's marks, encoded for ``views.viewer_marks``; ``null`` if too many to keep."""
+async def marks(viewer_id: int, limit: int) -> tuple[list[str], list[str]]:
+    """The slugs the viewer favorited and the usernames it follows, up to ``limit`` each."""
     async with reading() as conn:
-        row = await (await conn.execute(_ALL_MARKS, {"viewer": viewer_id, "limit": MAX_MARKS + 1})).fetchone()
+        row = await (await conn.execute(_ALL_MARKS, {"viewer": viewer_id, "limit": limit})).fetchone()
     assert row is not None  # a SELECT of two arrays always answers one row
-    if len(row["favorited"]) > MAX_MARKS or len(row["following"]) > MAX_MARKS:
-        return b"null"
-    return orjson.dumps({"favorited": row["favorited"], "following": row["following"]})
+    return row["favorited"], row["following"]
 
 
-async def _page_marks(viewer_id: int, shown: list[dict[str, Any]]) -> dict[str, list[str]]:
-    params = {
-        "viewer": viewer_id,
-        "slugs": [article["slug"] for article in shown],
-        "authors": list({article["author"]["username"] for article in shown}),
-    }
+async def page_marks(viewer_id: int, shown: list[str], authors: list[str]) -> tuple[list[str], list[str]]:
+    """Which of the ``shown`` slugs the viewer favorited, and which of ``authors`` it follows."""
     async with reading() as conn:
+        params = {"viewer": viewer_id, "slugs": shown, "authors": authors}
         row = await (await conn.execute(_PAGE_FLAGS, params)).fetchone()
     assert row is not None
-    return {"favorited": row["favorited"], "following": row["following"]}
+    return row["favorited"], row["following"]
 
 
 async def feed(viewer_id: int, limit: int, offset: int) -> tuple[list[Article], int]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from quill.db import Connection
+from quill.domain.outbox import Transaction
+from quill.reads.stale import SEARCH_REINDEXED
 
 __all__ = ["CONFIG", "DOCUMENT", "reindex"]
 
@@ -35,8 +36,10 @@ ON CONFLICT (article_id) DO UPDATE SET document = EXCLUDED.document, indexed_at 
 _FORGET = "DELETE FROM search_documents WHERE article_id = %s"
 
 
-async def reindex(conn: Connection, article_id: int) -> None:
-    """Index the article as it is now; a deleted article leaves the index."""
-    cursor = await conn.execute(_REINDEX, (article_id,))
+async def reindex(tx: Transaction, article_id: int) -> None:
+    """Index the article as it is now; a deleted article leaves the index. Search pages
+    built before the reindex miss the change: ``reads.stale`` drops them after commit."""
+    cursor = await tx.conn.execute(_REINDEX, (article_id,))
     if cursor.rowcount == 0:
-        await conn.execute(_FORGET, (article_id,))
+        await tx.conn.execute(_FORGET, (article_id,))
+    tx.changed(SEARCH_REINDEXED, {"id": article_id})
