@@ -7,12 +7,18 @@ the index matching the current article.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from psycopg import sql
 
-from quill.domain.outbox import Transaction
-from quill.reads.stale import SEARCH_REINDEXED
+if TYPE_CHECKING:
+    from quill.domain.outbox import Transaction
 
-__all__ = ["CONFIG", "DOCUMENT", "reindex"]
+
+__all__ = ["CONFIG", "DOCUMENT", "REINDEXED", "reindex"]
+
+# A change with no event of its own (``Transaction.changed``): the article's document changed.
+REINDEXED = "quill.search.reindexed"
 
 CONFIG = "english"
 
@@ -42,4 +48,4 @@ async def reindex(tx: Transaction, article_id: int) -> None:
     cursor = await tx.conn.execute(_REINDEX, (article_id,))
     if cursor.rowcount == 0:
         await tx.conn.execute(_FORGET, (article_id,))
-    tx.changed(SEARCH_REINDEXED, {"id": article_id})
+    tx.changed(REINDEXED, {"id": article_id})

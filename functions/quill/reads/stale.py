@@ -20,16 +20,13 @@ from typing import Any
 
 from quill import events
 from quill.db import Connection
-from quill.domain import slugs
+from quill.domain import search, slugs
 from quill.reads import keys, store
 
-__all__ = ["LIVE_SECONDS", "SEARCH_REINDEXED", "STALE", "Resolved", "Stale", "drop", "resolve", "revoke_sessions"]
+__all__ = ["LIVE_SECONDS", "STALE", "Resolved", "Stale", "drop", "resolve", "revoke_sessions"]
 
 # How long Redis keeps whether a session is live (``reads.sessions``).
 LIVE_SECONDS = 30
-
-# A write without an event of its own: the search index of an article changed.
-SEARCH_REINDEXED = "quill.search.reindexed"
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,7 @@ STALE: dict[str, Callable[[dict[str, Any]], Stale]] = {
     events.USER_UPDATED: _user,
     events.PROFILE_FOLLOWED: _follow,
     events.PROFILE_UNFOLLOWED: _follow,
-    SEARCH_REINDEXED: lambda data: _LISTS,  # search pages built before the reindex miss the change
+    search.REINDEXED: lambda data: _LISTS,  # search pages built before the reindex miss the change
 }
 
 
