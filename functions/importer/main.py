@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from quill import events
 from quill.consumer import Consumer, EventRejected
-from quill.domain import articles, users
+from quill.domain import article_input, articles, users
 from quill.domain.outbox import Transaction
 from quill.errors import Unprocessable
 from quill.function import Function
@@ -24,7 +24,7 @@ async def import_article(tx: Transaction, event: CloudEvent) -> None:
     if not isinstance(event.data, dict):
         raise EventRejected("data must be a JSON object")
     try:
-        request = articles.parse_import(event.data)
+        request = article_input.parse_import(event.data)
     except Unprocessable as invalid:
         raise EventRejected("invalid article data", invalid.errors) from None
     author_id = await users.id_of(tx.conn, request.author)

@@ -9,15 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from quill import wire
-from quill.domain import articles, comments
+from quill.domain import article_input, articles, comments
 from quill.function import Call, Endpoint, Function
 from quill.http import empty, json, page, query_text, raw_json, read_wrapped
 from quill.reads import views
 
 
-def _article_query(request: Request) -> articles.ArticleQuery:
+def _article_query(request: Request) -> article_input.ArticleQuery:
     limit, offset = page(request)
-    return articles.ArticleQuery(
+    return article_input.ArticleQuery(
         tag=query_text(request, "tag"),
         author=query_text(request, "author"),
         favorited=query_text(request, "favorited"),
@@ -38,7 +38,7 @@ async def feed(call: Call) -> Response:
 
 
 async def create_article(call: Call) -> Response:
-    new = articles.parse_new(await read_wrapped(call.request, "article"))
+    new = article_input.parse_new(await read_wrapped(call.request, "article"))
     return json(wire.article(await articles.create(call.user_id, new)), 201)
 
 

@@ -1,16 +1,14 @@
 """Articles, their tags and favorites. Owns ``articles``, ``article_tags`` and ``favorites``.
 
 The writes (create, import, update, delete, favorite) and the reads' queries, returning
-values: the SQL of a list page is composed by ``pages`` (``page_sql`` is re-exported here
-for the benchmark), slugs are made by ``slugs``, and what is cached, and when it is
-dropped, is the read side's (``quill.reads``).
+values. Input is parsed by ``article_input``; a list page's SQL is composed by ``pages``
+(``page_sql`` is re-exported here for the benchmark); slugs are made by ``slugs``; what
+is cached, and when it is dropped, is the read side's (``quill.reads``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from psycopg import sql
@@ -19,6 +17,7 @@ from quill import events
 from quill.db import Connection, connection, reading
 from quill.domain import fields as f
 from quill.domain import slugs
+from quill.domain.article_input import ArticleChanges, ArticleQuery, NewArticle, parse_changes
 from quill.domain.outbox import Transaction, transaction
 from quill.domain.pages import VIEWER_FLAGS, fetch_page, page_sql
 from quill.domain.values import Article, Profile
@@ -26,10 +25,6 @@ from quill.errors import ApiError, Forbidden, NotFound
 from quill.wire import timestamp as wire_time
 
 __all__ = [
-    "ArticleChanges",
-    "ArticleQuery",
-    "ImportRequest",
-    "NewArticle",
     "check_owner",
     "create",
     "delete",
@@ -44,9 +39,6 @@ __all__ = [
     "one",
     "page_marks",
     "page_sql",
-    "parse_changes",
-    "parse_import",
-    "parse_new",
     "read_changes",
     "tags",
     "unfavorite",
@@ -150,100 +142,6 @@ SELECT
           WHERE fo.follower_id = %(viewer)s LIMIT %(limit)s) AS following
 """
 _TAGS = "SELECT tag FROM tag_totals GROUP BY tag HAVING sum(articles) > 0 ORDER BY sum(articles) DESC, tag"
-
-
-@dataclass(frozen=True)
-class NewArticle:
-    title: str
-    description: str
-    body: str
-    tag_list: tuple[str, ...]
-    created_at: datetime | None = None  # only imports keep an original time
-    updated_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ArticleChanges:
-    title: str | f.Unset = f.UNSET
-    description: str | f.Unset = f.UNSET
-    body: str | f.Unset = f.UNSET
-    tag_list: tuple[str, ...] | f.Unset = f.UNSET
-
-
-@dataclass(frozen=True)
-class ArticleQuery:
-    tag: str | None = None
-    author: str | None = None
-    favorited: str | None = None
-    q: str | None = None
-    limit: int = 20
-    offset: int = 0
-
-
-@dataclass(frozen=True)
-class ImportRequest:
-    author: str
-    article: NewArticle
-
-
-def _moment(fields: f.Fields, data: dict[str, Any], name: str) -> datetime | None:
-    raw = data.get(name)
-    if raw is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        fields.fail(name, "must be an ISO 8601 date-time with a time zone")
-        return None
-    return moment
-
-
-def parse_import(data: dict[str, Any]) -> ImportRequest:
-    """An article-import request: the article fields, the author's username, original times."""
-    fields = f.Fields(data)
-    author = fields.required("author", 64)
-    tag_list = fields.tags("tagList")
-    created_at = _moment(fields, data, "createdAt")
-    updated_at = _moment(fields, data, "updatedAt")
-    if created_at and updated_at and updated_at < created_at:
-        fields.fail("updatedAt", "must not be before createdAt")
-    article = NewArticle(
-        title=fields.required("title", 256, line=True),
-        description=fields.required("description", 1024),
-        body=fields.required("body", 200_000),
-        tag_list=() if isinstance(tag_list, f.Unset) else tag_list,
-        created_at=created_at,
-        updated_at=updated_at,
-    )
-    fields.done()
-    return ImportRequest(author, article)
-
-
-def parse_new(data: dict[str, Any]) -> NewArticle:
-    fields = f.Fields(data)
-    tag_list = fields.tags("tagList")
-    article = NewArticle(
-        title=fields.required("title", 256, line=True),
-        description=fields.required("description", 1024),
-        body=fields.required("body", 200_000),
-        tag_list=() if isinstance(tag_list, f.Unset) else tag_list,
-    )
-    fields.done()
-    return article
-
-
-def parse_changes(data: dict[str, Any]) -> ArticleChanges:
-    fields = f.Fields(data)
-    changes = ArticleChanges(
-        title=fields.changed("title", 256, line=True),
-        description=fields.changed("description", 1024),
-        body=fields.changed("body", 200_000),
-        tag_list=fields.tags("tagList"),
-    )
-    fields.done()
-    return changes
 
 
 def _event_data(row: dict[str, Any], previous_slug: str | None = None) -> dict[str, Any]:

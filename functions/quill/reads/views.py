@@ -32,6 +32,7 @@ import orjson
 from quill import wire
 from quill.db import reading
 from quill.domain import articles, profiles, users
+from quill.domain.article_input import ArticleQuery
 from quill.domain.values import Article, Profile, User
 from quill.errors import NotFound
 from quill.reads import keys, store
@@ -103,7 +104,7 @@ async def _article(slug: str, viewer_id: int | None, name: str, view: dict[str, 
     return articles.from_row(row, favorited=flags["favorited"], following=flags["following"])
 
 
-async def article_list(query_string: bytes, parse: Callable[[], articles.ArticleQuery], viewer_id: int | None) -> bytes:
+async def article_list(query_string: bytes, parse: Callable[[], ArticleQuery], viewer_id: int | None) -> bytes:
     """The page asked for by ``query_string`` (``parse`` reads and validates it), as
     ``viewer_id`` reads it: the page every reader gets, with this viewer's flags."""
     store.start()
@@ -115,7 +116,7 @@ async def article_list(query_string: bytes, parse: Callable[[], articles.Article
     return shown
 
 
-async def _anonymous_page(query_string: bytes, query: articles.ArticleQuery) -> bytes:
+async def _anonymous_page(query_string: bytes, query: ArticleQuery) -> bytes:
     """Rendered once per change, and kept under the query string it was asked with too.
     Both names are under the lists' prefix, so a write drops both."""
 
