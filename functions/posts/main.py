@@ -12,7 +12,7 @@ from quill import wire
 from quill.domain import article_input, articles, comments
 from quill.function import Call, Endpoint, Function
 from quill.http import empty, json, page, query_text, raw_json, read_wrapped
-from quill.reads import views
+from quill.reads import articles as reads
 
 
 def _article_query(request: Request) -> article_input.ArticleQuery:
@@ -29,12 +29,12 @@ def _article_query(request: Request) -> article_input.ArticleQuery:
 
 async def list_articles(call: Call) -> Response:
     parse = functools.partial(_article_query, call.request)
-    return raw_json(await views.article_list(call.request.scope["query_string"], parse, call.viewer_id))
+    return raw_json(await reads.article_list(call.request.scope["query_string"], parse, call.viewer_id))
 
 
 async def feed(call: Call) -> Response:
     limit, offset = page(call.request)
-    return raw_json(await views.feed(call.user_id, limit, offset))
+    return raw_json(await reads.feed(call.user_id, limit, offset))
 
 
 async def create_article(call: Call) -> Response:
@@ -43,7 +43,7 @@ async def create_article(call: Call) -> Response:
 
 
 async def get_article(call: Call) -> Response:
-    return raw_json(await views.article(call.param("slug"), call.viewer_id))
+    return raw_json(await reads.article(call.param("slug"), call.viewer_id))
 
 
 async def update_article(call: Call) -> Response:
@@ -69,7 +69,7 @@ async def list_comments(call: Call) -> Response:
 
 
 async def add_comment(call: Call) -> Response:
-    await views.find_article(call.param("slug"), None)  # 404 before 422
+    await reads.find_article(call.param("slug"), None)  # 404 before 422
     body = comments.parse_new(await read_wrapped(call.request, "comment"))
     return json(wire.comment(await comments.add(call.param("slug"), call.user_id, body)), 201)
 

@@ -1,6 +1,6 @@
 """Public profiles and the follow graph. Owns ``follows``; reads ``users``.
 
-A profile read is the read side's (``reads.views.profile``): it keeps the
+A profile read is the read side's (``reads.profiles``): it keeps the
 viewer-independent part (``base``) and asks ``is_following`` every time, so a follow
 shows at once.
 """

@@ -1,29 +1,22 @@
-"""The cached reads: what each serves, where it is kept and how it is rendered to bytes.
-
-Entry modules call these instead of the domain when they read; the domain's queries
-return values and know nothing of caching. Names come from ``keys``, the machinery
-(Redis views, the near cache, single-flight) from ``store``, and what drops each view
-from ``stale``.
+"""The cached reads of articles: one article, a list page, a feed page.
 
 - An article: its viewer-independent view in Redis (``article:<slug>``) and memory; an
   anonymous reader gets the rendering kept beside that very view, a signed-in reader the
   view plus flags read from PostgreSQL, so a favorite or follow shows at once.
-- A profile: its viewer-independent view (``profile:<username>``); whether the viewer
-  follows it is always read from PostgreSQL.
 - An anonymous list page: rendered once per change per process, kept in memory under
   its filters and under the query string it was asked with (found again without parsing
   or validation: it passed both when it was kept).
 - A signed-in list page or feed page: the same page with the viewer's marks (favorites
   and follows, kept in memory), rendered again only when the page or the marks change.
   A viewer with more than ``MAX_MARKS`` of either has a page's flags looked up instead.
-- The signed-in user's own record, in memory until an update of that user drops it.
+
+What drops each of them is ``stale``'s table; the names are ``keys``'.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any, cast
 
@@ -31,13 +24,13 @@ import orjson
 
 from quill import wire
 from quill.db import reading
-from quill.domain import articles, profiles, users
+from quill.domain import articles
 from quill.domain.article_input import ArticleQuery
-from quill.domain.values import Article, Profile, User
+from quill.domain.values import Article
 from quill.errors import NotFound
 from quill.reads import keys, store
 
-__all__ = ["MAX_MARKS", "article", "article_list", "current_user", "feed", "find_article", "profile"]
+__all__ = ["MAX_MARKS", "article", "article_list", "feed", "find_article"]
 
 # Everything a viewer favorited and follows is kept in memory up to this many of each.
 MAX_MARKS = 1000
@@ -194,26 +187,3 @@ def _flagged(page: bytes, marks: dict[str, list[str]]) -> bytes:
         shown["favorited"] = shown["slug"] in favorited
         shown["author"]["following"] = shown["author"]["username"] in following
     return orjson.dumps(document)
-
-
-async def profile(username: str, viewer_id: int | None) -> Profile:
-    """The profile as ``viewer_id`` reads it, or 404."""
-    store.start()
-    base = await store.through(keys.profile_key(username), functools.partial(profiles.base, None, username))
-    if viewer_id is None or viewer_id == base["id"]:
-        return Profile(base["username"], base["bio"], base["image"], False)
-    following = await profiles.is_following(viewer_id, base["id"])
-    return Profile(base["username"], base["bio"], base["image"], following)
-
-
-async def current_user(user_id: int) -> User | None:
-    """The caller's own record (``GET /api/user``), from memory after the first read: an
-    update of that user drops it, so the next read after a change shows the change."""
-    store.start()
-    data = orjson.loads(await store.shared(keys.user_key(user_id), functools.partial(_user_json, user_id)))
-    return User(**data) if data else None
-
-
-async def _user_json(user_id: int) -> bytes:
-    user = await users.get(user_id)
-    return orjson.dumps(asdict(user) if user else None)
