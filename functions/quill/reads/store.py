@@ -246,12 +246,13 @@ async def store_view(name: str, view: dict[str, Any]) -> None:
         report_outage("cache", exc)
 
 
-async def through(name: str, load: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-    """The view under ``name``: this process's copy, else Redis's, else ``load()``'s, kept
-    in Redis for the next reader (``store_view``). ``load`` raises if there is nothing."""
+async def through(name: str, load: Callable[..., Awaitable[dict[str, Any]]], *args: Any) -> dict[str, Any]:
+    """The view under ``name``: this process's copy, else Redis's, else ``load(*args)``'s,
+    kept in Redis for the next reader (``store_view``). ``load`` raises if there is nothing.
+    (``args`` rather than a partial: a hit, the common case, builds nothing.)"""
     view = await load_view(name)
     if view is None:
-        view = await load()
+        view = await load(*args)
         await store_view(name, view)
     return view
 
