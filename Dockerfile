@@ -27,10 +27,13 @@ COPY wheels /wheels
 # function runs; see requirements/lock).
 RUN /opt/pip/bin/pip --python /opt/quill/bin/python install --no-index --find-links /wheels \
       --require-hashes --only-binary=:all: --no-deps -r requirements/runtime.lock
+# The runtime package `quill` and the function entries (functions/<name>/); .dockerignore
+# keeps the dev and ops tooling (functions/quill_tools) out of the context, so out of the image.
 COPY functions functions
 # Quill itself is source on the path, as an editable install puts it: the function entries
 # (functions/<name>/main.py), knative/routing.yaml and eventing/ are found beside the
-# package. So the build needs no build backend. `quill` is the console script pip would write.
+# package. So the build needs no build backend. `quill` is the image's own command,
+# quill.cli (serve and migrate only), not the console script pip writes (quill_tools.cli).
 RUN purelib="$(/opt/quill/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
  && echo /app/functions > "$purelib/quill.pth" \
  && printf '#!/opt/quill/bin/python\nimport sys\n\nfrom quill.cli import main\n\nsys.exit(main())\n' > /opt/quill/bin/quill \

@@ -76,7 +76,7 @@ def servers() -> Iterator[Servers]:
     with ExitStack() as stack:
         admin_url, redis_url = MACHINE_POSTGRES, MACHINE_REDIS
         if not _postgres_answers(admin_url) or not _redis_answers(redis_url):
-            from quill import embedded
+            from quill_tools import embedded
 
             folder = Path(tempfile.mkdtemp(prefix="quill-test-"))
             stack.callback(shutil.rmtree, folder, ignore_errors=True)
@@ -94,6 +94,7 @@ def servers() -> Iterator[Servers]:
         database_url = str(psycopg.conninfo.make_conninfo(admin_url, dbname=name))
         stack.callback(_drop_database, admin_url, name)
         migrate(database_url)
+        migrate(database_url, package="quill_tools.migrations")  # the local broker's, as quill dev has them
         yield Servers(admin_url, database_url, redis_url)
 
 

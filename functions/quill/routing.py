@@ -19,10 +19,25 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["FUNCTIONS_DIR", "ROUTING_FILE", "Rule", "Target", "load_function", "load_module", "load_rules", "resolve"]
+__all__ = [
+    "FUNCTIONS_DIR",
+    "ROOT",
+    "ROUTING_FILE",
+    "Rule",
+    "Target",
+    "load_function",
+    "load_module",
+    "load_rules",
+    "resolve",
+]
 
-FUNCTIONS_DIR = Path(__file__).resolve().parents[1]
-ROUTING_FILE = FUNCTIONS_DIR.parent / "knative" / "routing.yaml"
+# The files read beside the code (functions/<name>/main.py, knative/routing.yaml, eventing/)
+# are the checkout's, as an editable install and the image (which keeps its layout under
+# /app) have them; a wheel has no checkout, so setup.py ships a copy as quill/_tree.
+_SHIPPED = Path(__file__).resolve().parent / "_tree"
+ROOT = _SHIPPED if _SHIPPED.is_dir() else _SHIPPED.parents[2]
+FUNCTIONS_DIR = ROOT / "functions"
+ROUTING_FILE = ROOT / "knative" / "routing.yaml"
 
 Target = Callable[[Request], Awaitable[Response]]
 

@@ -1,4 +1,4 @@
-// The mixed blog scenario of `quill bench` (functions/quill/bench/load.py) for a cluster:
+// The mixed blog scenario of `quill bench` (functions/quill_tools/bench/load.py) for a cluster:
 // many users, ~90% reads, some writes, 1 s think time.
 //   k6 run -e BASE_URL=https://api.quill.example.com -e VUS=100 -e DURATION=10m infra/loadtest/mixed.js
 import http from "k6/http";

@@ -10,7 +10,7 @@ import httpx
 import psutil
 import pytest
 
-from quill.deploy.spec import by_name
+from quill_tools.deploy.spec import by_name
 from tests.e2e.conftest import Running, wait_ready
 
 pytestmark = pytest.mark.e2e

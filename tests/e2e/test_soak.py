@@ -19,7 +19,7 @@ import psutil
 import psycopg
 import pytest
 
-from quill.bench.load import mixed, seed
+from quill_tools.bench.load import mixed, seed
 from tests.e2e.conftest import Running, wait_ready
 
 pytestmark = [pytest.mark.soak, pytest.mark.e2e]

@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from quill import events
-from quill.broker import config as broker_config
-from quill.broker.filters import matches
 from quill.catalog import find_data_errors
 from quill.routing import FUNCTIONS_DIR
 from quill.settings import Settings
+from quill_tools.broker import config as broker_config
+from quill_tools.broker.filters import matches
 from tests.conftest import Api
 
 EVENTING = FUNCTIONS_DIR.parent / "eventing"

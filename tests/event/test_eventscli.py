@@ -7,8 +7,8 @@ import argparse
 import psycopg
 import pytest
 
-from quill import eventscli
 from quill.settings import Settings
+from quill_tools import events as eventscli
 
 # As the attack run found them: more than six pages of the tail's 500.
 EVENTS = 3010

@@ -16,11 +16,11 @@ import psycopg
 import pytest
 from cloudevents.http import CloudEvent
 
-from quill.broker import config as broker_config
-from quill.broker.config import BrokerConfig, Delivery, TriggerConfig, parse_duration
-from quill.broker.filters import matches
-from quill.broker.local import LocalBroker
 from quill.settings import Settings
+from quill_tools.broker import config as broker_config
+from quill_tools.broker.config import BrokerConfig, Delivery, TriggerConfig, parse_duration
+from quill_tools.broker.filters import matches
+from quill_tools.broker.local import LocalBroker
 from tests.event.conftest import Receiver
 
 

@@ -8,9 +8,9 @@ import uuid
 
 from cloudevents.http import CloudEvent
 
-from quill.broker.config import BrokerConfig, Delivery, TriggerConfig
-from quill.broker.local import LocalBroker
 from quill.settings import Settings
+from quill_tools.broker.config import BrokerConfig, Delivery, TriggerConfig
+from quill_tools.broker.local import LocalBroker
 from tests.event.conftest import Receiver
 
 

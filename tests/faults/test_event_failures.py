@@ -15,12 +15,12 @@ import pytest
 from cloudevents.http import CloudEvent
 
 from quill import cache, events
-from quill.broker.config import BrokerConfig, Delivery, TriggerConfig
-from quill.broker.local import LocalBroker
 from quill.domain import search as index
 from quill.observability import registry
 from quill.reads import store
 from quill.settings import Settings, use_settings
+from quill_tools.broker.config import BrokerConfig, Delivery, TriggerConfig
+from quill_tools.broker.local import LocalBroker
 from tests.conftest import Api
 from tests.event.conftest import article_id_of, emitted
 from tests.integration.test_redis_outage import ThrowawayRedis

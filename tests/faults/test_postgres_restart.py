@@ -48,10 +48,13 @@ async def test_postgres_restart_under_load(
 
     statuses = {outcome.status for outcome in load.outcomes}
     assert statuses <= {200, 201, 503}, statuses
-    # started after the kill and answered before the restart began: no PostgreSQL at all
+    # started after the kill and answered before the restart began: no PostgreSQL at all.
+    # A write cannot succeed then; a feed page may still be served from the near cache.
     during = [o for o in load.outcomes if killed_at + 0.2 < o.started and o.started + o.seconds < restarting_at]
-    assert during, f"the load ran while PostgreSQL was down: {sorted(o.started - killed_at for o in load.outcomes)}"
-    assert all(o.status == 503 for o in during)
+    writes_during = [o for o in during if o.kind == "write"]
+    assert writes_during, f"writes ran during the outage: {sorted(o.started - killed_at for o in load.outcomes)}"
+    assert all(o.status == 503 for o in writes_during), [(o.status, o.started - killed_at) for o in writes_during]
+    assert all(o.status in (200, 503) for o in during if o.kind == "read")
     assert max(o.seconds for o in load.outcomes) < 3.0, "requests fail fast, they do not hang"
     settled = [o for o in load.outcomes if o.started > back_at + 5.0]
     assert settled, "the load ran after recovery"
@@ -67,4 +70,4 @@ async def test_postgres_restart_under_load(
     for slug, tag_list, indexed, events in rows:  # and nothing is half-written
         assert sorted(tag_list) == list(indexed), slug
         assert events == 1, slug
-    print(f"requests {len(load.outcomes)}, during outage {len(during)} (all 503), after recovery all 2xx")
+    print(f"requests {len(load.outcomes)}, writes during outage {len(writes_during)} (all 503), after recovery all 2xx")

@@ -27,8 +27,8 @@ import pytest
 import redis
 import yaml
 
-from quill.broker.config import TriggerConfig
-from quill.broker.filters import matches
+from quill_tools.broker.config import TriggerConfig
+from quill_tools.broker.filters import matches
 from tests.image import engine
 from tests.image.conftest import Container, Deployment, Image, container_rss_kib, free_port, remote_ports
 from tests.image.manifests import ed25519_keys, func_env, http_probe, memory_bytes
@@ -47,12 +47,12 @@ def test_image_holds_only_what_the_functions_run(docker: engine.Docker, image: I
         "import importlib.util, json; "
         "print(json.dumps({m: importlib.util.find_spec(m) is not None for m in "
         "['pip', 'setuptools', 'pkg_resources', 'wheel', 'gunicorn', 'uvicorn_worker', 'watchdog', 'watchfiles', "
-        "'websockets', 'dotenv', 'flask', 'uvloop', 'httptools', 'quill']}))"
+        "'websockets', 'dotenv', 'flask', 'uvloop', 'httptools', 'quill', 'quill_tools']}))"
     )
     done = docker("run", "--rm", "--network", "none", "--entrypoint", "python", image.tag, "-c", probe)
     found = json.loads(done.stdout)
     absent = ["pip", "setuptools", "pkg_resources", "wheel", "gunicorn", "uvicorn_worker", "watchdog", "watchfiles"]
-    assert not any(found[name] for name in [*absent, "websockets", "dotenv"]), found
+    assert not any(found[name] for name in [*absent, "websockets", "dotenv", "quill_tools"]), found
     # functions_framework imports flask at its top (even for .aio); uvloop and httptools serve every request.
     assert all(found[name] for name in ("flask", "uvloop", "httptools", "quill")), found
     user = docker("image", "inspect", "--format", "{{.Config.User}}", image.tag).stdout.strip()

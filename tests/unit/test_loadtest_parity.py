@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from quill.bench.load import ACTIONS
+from quill_tools.bench.load import ACTIONS
 
 K6 = Path(__file__).resolve().parents[2] / "infra" / "loadtest" / "mixed.js"
 

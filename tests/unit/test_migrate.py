@@ -50,3 +50,30 @@ def test_an_edited_migration_is_refused(empty_database: str) -> None:
         conn.execute("UPDATE schema_migrations SET checksum = 'changed'")
     with pytest.raises(RuntimeError, match="changed after it was applied"):
         migrate(empty_database)
+
+
+DEV = "quill_tools.migrations"
+BROKER_TABLES = {"broker_events", "broker_deliveries"}
+
+
+def _tables(database_url: str) -> set[str]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    return {name for (name,) in rows}
+
+
+def test_the_tooling_migrations_follow_the_runtime_ones_under_their_own_versions(empty_database: str) -> None:
+    """As quill dev runs them: on a database whose 0002_events already made the local
+    broker's tables (every database so far), they are recorded and change nothing."""
+    runtime = migrate(empty_database)
+    before = _tables(empty_database)
+    assert before >= BROKER_TABLES
+    assert migrate(empty_database, package=DEV) == [m.version for m in pending(DEV)] == ["dev_0001_local_broker"]
+    assert migrate(empty_database, package=DEV) == []
+    assert _tables(empty_database) == before
+    assert not set(runtime) & {m.version for m in pending(DEV)}
+
+
+def test_the_tooling_migrations_make_the_local_broker_tables_on_their_own(empty_database: str) -> None:
+    migrate(empty_database, package=DEV)
+    assert _tables(empty_database) == BROKER_TABLES | {"schema_migrations"}

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from quill.bench.harness import summary
-from quill.bench.loadgen import Request
+from quill_tools.bench.harness import summary
+from quill_tools.bench.loadgen import Request
 
-__all__ = ["ACTIONS", "MixedResult", "mixed", "request", "seed"]
+__all__ = ["ACTIONS", "ANONYMOUS_ACTIONS", "MixedResult", "mixed", "request", "seed"]
 
 # (name, weight): ~90% reads, ~10% writes.
 ACTIONS: tuple[tuple[str, int], ...] = (
@@ -95,14 +95,27 @@ async def seed(base_url: str, users: int, articles_per_user: int) -> list[dict[s
     return accounts
 
 
-def request(action: str, me: dict[str, str], other: dict[str, str], *, flip: bool) -> Request:
+# What an anonymous visitor of a RealWorld frontend does: it reads, and cannot write or see a feed.
+ANONYMOUS_ACTIONS: tuple[tuple[str, int], ...] = tuple(
+    (name, weight) for name, weight in ACTIONS if name in {"list", "article", "profile", "tags", "tag_filter"}
+)
+
+
+def request(
+    action: str, me: dict[str, str] | None, other: dict[str, str], *, flip: bool, signed_in: bool = False
+) -> Request:
     """One action of the scenario, as ``me`` acting on ``other`` (never the same account for a
     follow); ``flip`` picks POST or DELETE for the toggles. "{n}" in a body becomes a number
-    unique to the run. Both the wrk plan (``quill bench mixed``) and ``mixed`` below send these."""
-    auth = (("Authorization", f"Token {me['token']}"),)
+    unique to the run. Both the wrk plan (``quill bench mixed``) and ``mixed`` below send these.
+
+    ``me=None`` is an anonymous visitor: no token on anything. ``signed_in`` is a signed-in
+    frontend, which sends its token on every request, the lists included; without it, the
+    original mix: lists anonymous, the rest as ``me``."""
+    auth: tuple[tuple[str, str], ...] = () if me is None else (("Authorization", f"Token {me['token']}"),)
+    listing = auth if signed_in else ()
     toggle = "POST" if flip else "DELETE"
     if action == "list":
-        return Request("GET", "/api/articles?limit=20")
+        return Request("GET", "/api/articles?limit=20", listing)
     if action == "article":
         return Request("GET", f"/api/articles/{other['slug']}", auth)
     if action == "profile":
@@ -110,9 +123,9 @@ def request(action: str, me: dict[str, str], other: dict[str, str], *, flip: boo
     if action == "feed":
         return Request("GET", "/api/articles/feed", auth)
     if action == "tags":
-        return Request("GET", "/api/tags")
+        return Request("GET", "/api/tags", listing)
     if action == "tag_filter":
-        return Request("GET", "/api/articles?tag=topic1&limit=20")
+        return Request("GET", "/api/articles?tag=topic1&limit=20", listing)
     if action == "favorite":
         return Request(toggle, f"/api/articles/{other['slug']}/favorite", auth)
     if action == "comment":

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from quill.deploy.spec import NAMESPACE, FunctionSpec
+from quill_tools.deploy.spec import NAMESPACE, FunctionSpec
 
 __all__ = ["CONFIG_MAP", "SECRETS", "func_yaml", "knative_service", "secret_env", "to_yaml"]
 

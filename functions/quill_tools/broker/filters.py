@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from quill.broker.config import TriggerConfig
+from quill_tools.broker.config import TriggerConfig
 
 __all__ = ["matches"]
 

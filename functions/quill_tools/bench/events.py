@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from quill.bench.harness import scratch_database, start_quill, summary
+from quill_tools.bench.harness import scratch_database, start_quill, summary
 
 __all__ = ["run"]
 

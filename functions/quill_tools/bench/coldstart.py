@@ -1,6 +1,6 @@
 """Cold start of each function target, beside two baselines measured in the same run.
 
-- the floor, ceiling and clients baselines of ``quill.bench.baselines``;
+- the floor, ceiling and clients baselines of ``quill_tools.bench.baselines``;
 - each Quill target: ``quill serve <target>``, exactly as its Knative Service starts it.
 
 Wall time from exec to the first 200 on the readiness path and on a real route, the
@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import psutil
 
-from quill.bench import baselines
-from quill.bench.harness import scratch_database, spawn, wait_until_ok
+from quill_tools.bench import baselines
+from quill_tools.bench.harness import scratch_database, spawn, wait_until_ok
 
 __all__ = ["TARGETS", "import_times", "run"]
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import psycopg
 
-from quill.bench import baselines
-from quill.bench.harness import Scratch, migrated_scratch, running, start_quill
-from quill.bench.load import seed
-from quill.bench.loadgen import Plan, Request, client_name, measure
+from quill_tools.bench import baselines
+from quill_tools.bench.harness import Scratch, migrated_scratch, running, start_quill
+from quill_tools.bench.load import seed
+from quill_tools.bench.loadgen import Plan, Request, client_name, measure
 
 __all__ = ["ROUTES", "WRITES", "plan", "run"]
 

@@ -29,12 +29,12 @@ from cloudevents.conversion import to_binary, to_dict
 from cloudevents.http import CloudEvent, from_dict, from_http
 from psycopg.types.json import Jsonb
 
-from quill.broker.config import BrokerConfig, Delivery, TriggerConfig
-from quill.broker.filters import matches
 from quill.db import connection
 from quill.events import remember_missing_sniffio
 from quill.observability import get_logger
 from quill.sink import Sink, SinkError, is_plain_http
+from quill_tools.broker.config import BrokerConfig, Delivery, TriggerConfig
+from quill_tools.broker.filters import matches
 
 __all__ = ["RETRYABLE", "LocalBroker"]
 
@@ -42,7 +42,7 @@ RETRYABLE = frozenset({404, 408, 409, 429})
 _LEASE_SECONDS = 30
 _BATCH = 32
 
-_log = get_logger("quill.broker")
+_log = get_logger("quill_tools.broker")
 
 _STORE_EVENT = "INSERT INTO broker_events (broker, event) VALUES (%s, %s) RETURNING id"
 _STORE_DELIVERY = "INSERT INTO broker_deliveries (event_pk, trigger, subscriber) VALUES (%s, %s, %s)"

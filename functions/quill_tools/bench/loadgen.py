@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from quill.bench.harness import percentile
+from quill_tools.bench.harness import percentile
 
 __all__ = ["Plan", "Request", "client_name", "measure"]
 

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import psycopg
 
-from quill.bench.harness import migrated_scratch, start_quill
-from quill.bench.loadgen import Plan, Request, client_name, measure
-from quill.bench.seed import FOLLOWS_PER_USER, grow, tag, word
 from quill.domain.articles import page_sql
+from quill_tools.bench.harness import migrated_scratch, start_quill
+from quill_tools.bench.loadgen import Plan, Request, client_name, measure
+from quill_tools.bench.seed import FOLLOWS_PER_USER, grow, tag, word
 
 __all__ = ["SCALES", "run"]
 

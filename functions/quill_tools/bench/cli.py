@@ -40,7 +40,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _coldstart(args: argparse.Namespace) -> dict[str, Any]:
-    from quill.bench import coldstart
+    from quill_tools.bench import coldstart
 
     if args.quick:
         return coldstart.run(args.postgres, args.redis, runs=2, targets=["posts"])
@@ -48,7 +48,7 @@ def _coldstart(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _apptime(args: argparse.Namespace) -> dict[str, Any]:
-    from quill.bench import apptime
+    from quill_tools.bench import apptime
 
     if args.quick:
         return apptime.run(args.postgres, args.redis, passes=1, rounds=2, calls=200)
@@ -56,7 +56,7 @@ def _apptime(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _warm(args: argparse.Namespace) -> dict[str, Any]:
-    from quill.bench import warm
+    from quill_tools.bench import warm
 
     if args.quick:
         return warm.run(
@@ -66,7 +66,7 @@ def _warm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _mixed(args: argparse.Namespace) -> dict[str, Any]:
-    from quill.bench import mixed
+    from quill_tools.bench import mixed
 
     if args.quick:
         return mixed.run(args.postgres, args.redis, users=(20,), seconds=3)
@@ -74,7 +74,7 @@ def _mixed(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _scale(args: argparse.Namespace) -> dict[str, Any]:
-    from quill.bench import scale
+    from quill_tools.bench import scale
 
     if args.quick:
         return scale.run(args.postgres, args.redis, scales=(2_000, 10_000), seconds=1, concurrency=8)
@@ -82,7 +82,7 @@ def _scale(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _events(args: argparse.Namespace) -> dict[str, Any]:
-    from quill.bench import events
+    from quill_tools.bench import events
 
     sizes = {"events": 100, "concurrency": 8, "articles": 20} if args.quick else {}
     return events.run(args.postgres, args.redis, **sizes)
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> None:
         import psutil  # noqa: F401 - only checks the bench extra is installed
     except ImportError:
         raise SystemExit("quill bench needs its extra: pip install -e '.[bench]'") from None
-    from quill.bench.report import markdown, targets
+    from quill_tools.bench.report import markdown, targets
 
     out = Path(args.out)
     chosen = list(SUITES) if args.suite == "all" else [args.suite]

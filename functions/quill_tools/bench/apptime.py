@@ -6,7 +6,7 @@ not, so this is the figure to judge a change to the request path by. Each case r
 a fresh interpreter on real PostgreSQL and Redis, with the floor's app beside Quill's,
 in interleaved passes; the report keeps every pass's median and the best of them.
 
-Run as a module, it is that fresh interpreter: ``python -m quill.bench.apptime``.
+Run as a module, it is that fresh interpreter: ``python -m quill_tools.bench.apptime``.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ CASES: dict[str, tuple[str, str]] = {
 
 
 def run(admin_url: str, redis_url: str, *, passes: int = 3, rounds: int = 7, calls: int = 5000) -> dict[str, Any]:
-    from quill.bench import baselines
-    from quill.bench.harness import migrated_scratch, start_quill
-    from quill.bench.load import seed
+    from quill_tools.bench import baselines
+    from quill_tools.bench.harness import migrated_scratch, start_quill
+    from quill_tools.bench.load import seed
 
     results: dict[str, Any] = {"passes": passes, "rounds": rounds, "calls_per_round": calls, "cases": {}}
     with migrated_scratch(admin_url, redis_url, "apptime") as scratch:
@@ -47,7 +47,7 @@ def run(admin_url: str, redis_url: str, *, passes: int = 3, rounds: int = 7, cal
         samples: dict[str, list[float]] = {name: [] for name in CASES}
         for _ in range(passes):
             for name, (target, path) in CASES.items():
-                argv = [sys.executable, "-m", "quill.bench.apptime", target, path.format(**account)]
+                argv = [sys.executable, "-m", "quill_tools.bench.apptime", target, path.format(**account)]
                 argv += [str(scratch.folder), str(rounds), str(calls)]
                 done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)  # noqa: S603
                 samples[name].append(json.loads(done.stdout.strip().splitlines()[-1])["median_us"])
@@ -71,9 +71,9 @@ async def _loop(app: Any, path: str, rounds: int, calls: int) -> list[float]:
         "raw_path": route.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"quill.bench")],
+        "headers": [(b"host", b"quill_tools.bench")],
         "client": ("127.0.0.1", 40000),
-        "server": ("quill.bench", 80),
+        "server": ("quill_tools.bench", 80),
     }
     statuses: list[int] = []
 

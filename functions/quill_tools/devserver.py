@@ -19,8 +19,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from quill.broker import config as broker_config
-from quill.broker.local import LocalBroker
 from quill.consumer import parse_event
 from quill.domain import outbox
 from quill.errors import ApiError
@@ -28,6 +26,8 @@ from quill.http import JSONResponse
 from quill.observability import get_logger
 from quill.routing import load_function
 from quill.serving import aclose_all, create_app
+from quill_tools.broker import config as broker_config
+from quill_tools.broker.local import LocalBroker
 
 __all__ = ["RELAY_SECONDS", "DevServer"]
 
