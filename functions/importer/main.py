@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from quill import events
 from quill.consumer import Consumer, EventRejected
-from quill.domain import articles
+from quill.domain import article_input, articles, users
 from quill.domain.outbox import Transaction
 from quill.errors import ValidationError
 from quill.function import Function
@@ -24,10 +24,10 @@ async def import_article(tx: Transaction, event: CloudEvent) -> None:
     if not isinstance(event.data, dict):
         raise EventRejected("data must be a JSON object")
     try:
-        request = articles.parse_import(event.data)
+        request = article_input.parse_import(event.data)
     except ValidationError as invalid:
         raise EventRejected("invalid article data", invalid.errors) from None
-    author_id = await articles.author_id(tx.conn, request.author)
+    author_id = await users.id_of(tx.conn, request.author)
     if author_id is None:
         raise EventRejected("author not found", {"author": ["not found"]})
     await articles.insert(tx, author_id, request.article)

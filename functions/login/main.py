@@ -15,6 +15,7 @@ from quill.domain.values import User
 from quill.errors import token_invalid
 from quill.function import Call, Endpoint, Function
 from quill.http import NO_STORE, client_ip, empty, json, read_wrapped
+from quill.reads import users as reads
 from quill.settings import get_settings
 
 
@@ -47,7 +48,7 @@ async def log_in(call: Call) -> Response:
 
 
 async def current_user(call: Call) -> Response:
-    user = await users.current(call.user_id)
+    user = await reads.current_user(call.user_id)
     if user is None:
         raise token_invalid()
     return json(wire.user(user, bearer_token(call.request) or ""), headers=NO_STORE)

@@ -2,70 +2,48 @@
 
 from __future__ import annotations
 
-import orjson
+import functools
+
 from functions_framework.aio import http
 from starlette.requests import Request
 from starlette.responses import Response
 
 from quill import wire
-from quill.domain import articles, comments, views
-from quill.domain.values import Article
+from quill.domain import article_input, articles, comments
 from quill.function import Call, Endpoint, Function
 from quill.http import empty, json, page, query_text, raw_json, read_wrapped
+from quill.reads import articles as reads
 
 
-async def list_articles(call: Call) -> Response:
-    query_string: bytes = call.request.scope["query_string"]
-    shown = views.held_list(query_string)
-    if shown is None:
-        shown = await _anonymous_page(call, query_string)
-    if call.viewer_id is not None:  # the page every reader gets, with this viewer's flags
-        return raw_json(await articles.flag_page(shown, call.viewer_id, query_string))
-    return raw_json(shown)
-
-
-async def _anonymous_page(call: Call, query_string: bytes) -> bytes:
-    limit, offset = page(call.request)
-    query = articles.ArticleQuery(
-        tag=query_text(call.request, "tag"),
-        author=query_text(call.request, "author"),
-        favorited=query_text(call.request, "favorited"),
-        q=query_text(call.request, "q"),
+def _article_query(request: Request) -> article_input.ArticleQuery:
+    limit, offset = page(request)
+    return article_input.ArticleQuery(
+        tag=query_text(request, "tag"),
+        author=query_text(request, "author"),
+        favorited=query_text(request, "favorited"),
+        q=query_text(request, "q"),
         limit=limit,
         offset=offset,
     )
 
-    async def render() -> bytes:
-        found, total = await articles.list_articles(query, None)
-        return orjson.dumps(wire.article_list(found, total))
 
-    filters = [query.tag, query.author, query.favorited, query.q, query.limit, query.offset]
-    return await views.anonymous_list(filters, render, query_string)
+async def list_articles(call: Call) -> Response:
+    parse = functools.partial(_article_query, call.request)
+    return raw_json(await reads.article_list(call.request.scope["query_string"], parse, call.viewer_id))
 
 
 async def feed(call: Call) -> Response:
     limit, offset = page(call.request)
-
-    async def render() -> bytes:
-        found, total = await articles.feed(call.user_id, limit, offset)
-        return orjson.dumps(wire.article_list(found, total))
-
-    return raw_json(await articles.feed_page(call.user_id, limit, offset, render))
+    return raw_json(await reads.feed(call.user_id, limit, offset))
 
 
 async def create_article(call: Call) -> Response:
-    new = articles.parse_new(await read_wrapped(call.request, "article"))
+    new = article_input.parse_new(await read_wrapped(call.request, "article"))
     return json(wire.article(await articles.create(call.user_id, new)), 201)
 
 
-def _article_json(article: Article) -> bytes:
-    return orjson.dumps(wire.article(article))
-
-
 async def get_article(call: Call) -> Response:
-    if call.viewer_id is None:
-        return raw_json(await articles.anonymous(call.param("slug"), _article_json))
-    return json(wire.article(await articles.get(call.param("slug"), call.viewer_id)))
+    return raw_json(await reads.article(call.param("slug"), call.viewer_id))
 
 
 async def update_article(call: Call) -> Response:
@@ -91,7 +69,7 @@ async def list_comments(call: Call) -> Response:
 
 
 async def add_comment(call: Call) -> Response:
-    await articles.get(call.param("slug"), None)  # 404 before 422
+    await reads.find_article(call.param("slug"), None)  # 404 before 422
     body = comments.parse_new(await read_wrapped(call.request, "comment"))
     return json(wire.comment(await comments.add(call.param("slug"), call.user_id, body)), 201)
 

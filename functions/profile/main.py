@@ -10,10 +10,11 @@ from quill import wire
 from quill.domain import profiles
 from quill.function import Call, Endpoint, Function
 from quill.http import json
+from quill.reads import profiles as reads
 
 
 async def get_profile(call: Call) -> Response:
-    return json(wire.profile(await profiles.get(call.param("username"), call.viewer_id)))
+    return json(wire.profile(await reads.profile(call.param("username"), call.viewer_id)))
 
 
 async def follow(call: Call) -> Response:

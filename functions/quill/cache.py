@@ -1,60 +1,23 @@
-"""Redis: one client per process, and cache-aside views that never outrank PostgreSQL.
+"""Redis: one client per process, for the read side, rate limits and readiness.
 
-Redis is never the only copy of anything. Every call here fails open: when Redis is
-away the caller gets a miss (or nothing happens), the failure is logged and counted,
-and the request is answered from PostgreSQL.
-
-Invalidation writes a short-lived tombstone instead of deleting, and fills use
-``SET NX``: a reader that loaded a row before a write committed cannot put the old
-view back after the writer invalidated it.
-
-In front of Redis each process keeps the views it read last (``NearCache``); every
-invalidation is also published on one channel, and a listener task drops the copies
-in every process. ``shared`` builds a value that lives only there (an anonymous list
-page) once, however many requests ask for it at the same moment.
+Redis is never the only copy of anything. Every caller fails open: when Redis is away
+it gets a failure from ``failures()``, reports it (``report_outage``) and answers from
+PostgreSQL, or lets the request through. What is kept in Redis and in memory, and when
+it is dropped, belongs to the read side (``quill.reads``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
-import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, cast
-
-import orjson
+from typing import TYPE_CHECKING
 
 from quill.lazy import Lazy
-from quill.nearcache import NearCache
 from quill.observability import DEPENDENCY_ERRORS, get_logger
 from quill.settings import get_settings
 
 if TYPE_CHECKING:
     import redis.asyncio as redis
 
-__all__ = [
-    "aclose",
-    "announce",
-    "failures",
-    "get_redis",
-    "invalidate",
-    "key",
-    "load_view",
-    "near",
-    "ping",
-    "recall",
-    "rendered",
-    "report_outage",
-    "shared",
-    "store_view",
-]
-
-_TOMBSTONE = b"-"
-_TOMBSTONE_SECONDS = 10
-# The listener pings this often when the channel is quiet, and gives the connection up
-# (turning the near cache off) after three beats without an answer.
-_HEARTBEAT_SECONDS = 1.0
+__all__ = ["aclose", "failures", "get_redis", "key", "ping", "report_outage"]
 
 
 def failures() -> tuple[type[Exception], ...]:
@@ -94,107 +57,13 @@ _client: Lazy[redis.Redis] = Lazy(_connect, _disconnect)
 get_redis = _client.get
 _log = get_logger("quill.cache")
 
-near = NearCache(capacity=0, ttl=0.0)
-_listener: asyncio.Task[None] | None = None
-_listening_on: str | None = None  # the key prefix whose channel the listener hears
-_flights: dict[str, tuple[int, asyncio.Future[Any]]] = {}
-
 
 async def aclose() -> None:
-    await _stop_listening()
+    """Stop the read side (its listener holds a connection of its own), then the client."""
+    from quill.reads import store  # the read side is imported by the functions that read
+
+    await store.aclose()
     await _client.aclose()
-
-
-def _channel() -> str:
-    return key("invalidations")
-
-
-def _listen() -> None:
-    """Make sure this process hears invalidations (started on first use, as the pools are)."""
-    global _listener, _listening_on
-    settings = get_settings()
-    if settings.redis_prefix == _listening_on and (_listener is None or not _listener.done()):
-        return
-    channel = _channel()
-    if _listener is not None:
-        _listener.cancel()
-    near.reset(on=False)
-    near.capacity, near.ttl = settings.near_cache_size, settings.near_cache_seconds
-    near.max_bytes = settings.near_cache_mb * 1024 * 1024
-    _listening_on = settings.redis_prefix
-    # A context of its own: not the log fields and trace of the request that started it.
-    loop = asyncio.get_running_loop()
-    _listener = loop.create_task(_hear(channel), context=contextvars.Context()) if settings.near_cache_size else None
-
-
-def _drops(data: bytes) -> tuple[list[str], list[str]]:
-    """The names and prefixes a message drops; one this version cannot read drops everything."""
-    try:
-        message = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return [], [""]
-    if not isinstance(message, dict):
-        return [], [""]
-    names, prefixes = message.get("names", []), message.get("prefixes", [])
-    if all(isinstance(part, list) and all(isinstance(item, str) for item in part) for part in (names, prefixes)):
-        return names, prefixes
-    return [], [""]
-
-
-async def _stop_listening() -> None:
-    global _listener, _listening_on
-    listener, _listener, _listening_on = _listener, None, None
-    if listener is not None:
-        listener.cancel()
-        # Bounded: shutting down must not wait on a connection in doubt.
-        await asyncio.wait([listener], timeout=3 * _HEARTBEAT_SECONDS)
-    near.reset(on=False)
-    _flights.clear()
-
-
-async def _hear(channel: str) -> None:
-    """Keep ``near`` honest: on while subscribed, emptied at every (re)subscription, and
-    off (and empty) from the moment the connection is in doubt."""
-    import redis.asyncio as redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    settings = get_settings()
-    me = asyncio.current_task()
-    pause = 0.1
-    while me is None or not me.cancelling():
-        # No retries inside redis-py: a silent reconnect would hide the messages it missed.
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=settings.redis_timeout, retry=Retry(NoBackoff(), 0)
-        )
-        pubsub = client.pubsub()
-        try:
-            await pubsub.subscribe(channel)
-            heard = pinged = time.monotonic()
-            # redis-py can swallow a cancel that lands inside its read timeout: ask the task.
-            while me is None or not me.cancelling():
-                message = await pubsub.get_message(timeout=_HEARTBEAT_SECONDS)
-                now = time.monotonic()
-                if message is not None:
-                    heard = now
-                    if message["type"] == "subscribe":
-                        near.reset(on=True)
-                        pause = 0.1
-                    elif message["type"] == "message":
-                        near.drop(*_drops(message["data"]))
-                if now - pinged >= _HEARTBEAT_SECONDS:
-                    await pubsub.ping()
-                    pinged = now
-                if now - heard > 3 * _HEARTBEAT_SECONDS:
-                    raise ConnectionError("no answer to the heartbeat")
-        except failures() as exc:
-            report_outage("near_cache", exc)
-        finally:
-            near.reset(on=False)
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
-            await client.aclose()
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 5.0)
 
 
 def key(*parts: str | int) -> str:
@@ -206,120 +75,6 @@ def report_outage(operation: str, exc: BaseException) -> None:
     """Count and log a Redis call that failed and was answered by a fallback."""
     DEPENDENCY_ERRORS.labels("redis", operation).inc()
     _log.warning("redis_unavailable", operation=operation, error=type(exc).__name__)
-
-
-def recall(name: str) -> object | None:
-    """This process's copy of ``name``, if it holds one it can trust (see ``NearCache``)."""
-    _listen()
-    return near.get(name)
-
-
-def announce(pipe: redis.client.Pipeline, names: Sequence[str], prefixes: Sequence[str] = ()) -> None:
-    """Queue on ``pipe`` the message that makes every process drop its copies of ``names``
-    and of every name starting with one of ``prefixes``. The caller drops this process's
-    own before the pipeline runs and again after it: a read that fetched the old value
-    from Redis in between must not stay in memory."""
-    pipe.publish(_channel(), orjson.dumps({"names": list(names), "prefixes": list(prefixes)}))
-
-
-async def load_view(name: str) -> dict[str, Any] | None:
-    """The cached JSON view under ``name``, or None on a miss, a tombstone or an outage.
-
-    The view may be shared with other requests of this process: never change it."""
-    held = recall(name)
-    if held is not None:
-        return cast(dict[str, Any], held)
-    epoch = near.epoch
-    try:
-        raw = await (await get_redis()).get(name)
-    except failures() as exc:
-        report_outage("cache", exc)
-        return None
-    if raw is None or raw == _TOMBSTONE:
-        return None
-    view: dict[str, Any] = orjson.loads(raw)
-    near.put(name, view, epoch, len(raw))
-    return view
-
-
-def rendered(name: str, view: object, render: Callable[[], bytes]) -> bytes:
-    """``render()`` of the view this process holds under ``name``, kept beside it.
-
-    The copy is tied to that very object, not to ``name``: an invalidation replaces the
-    view with a new one read from Redis, and the next caller renders again. So no write
-    path has to know these copies exist."""
-    memo = name + "\x00rendered"
-    held = recall(memo)
-    if isinstance(held, tuple) and held[0] is view:
-        return cast(bytes, held[1])
-    body = render()
-    near.put(memo, (view, body), near.epoch, len(body))
-    return body
-
-
-async def shared(name: str, build: Callable[[], Awaitable[bytes]], *, alias: str | None = None) -> bytes:
-    """A value kept only in this process's memory, built by one caller while the others
-    that ask at the same time wait for it. A build that began before an invalidation
-    is neither joined nor kept by a caller that came after it.
-
-    With ``alias`` (another spelling of the same request) the value is kept under that
-    name too, under the same rule: not if an invalidation arrived since this call began."""
-    epoch = near.epoch
-    body = recall(name)
-    if body is None:
-        flight = _flights.get(name)
-        if flight is None or flight[0] != epoch:
-            flight = (epoch, asyncio.ensure_future(build()))
-            _flights[name] = flight
-            flight[1].add_done_callback(functools.partial(_landed, name, flight))
-        body = await asyncio.shield(flight[1])
-    if alias is not None:
-        near.put(alias, body, epoch, len(cast(bytes, body)))
-    return cast(bytes, body)
-
-
-def _landed(name: str, flight: tuple[int, asyncio.Future[Any]], done: asyncio.Future[Any]) -> None:
-    if _flights.get(name) is flight:
-        del _flights[name]
-    if not done.cancelled() and done.exception() is None:
-        body: bytes = done.result()
-        near.put(name, body, flight[0], len(body))
-
-
-async def store_view(name: str, view: dict[str, Any]) -> None:
-    """Fill a miss; a tombstone left by a concurrent write wins over this (older) view."""
-    try:
-        await (await get_redis()).set(name, orjson.dumps(view), ex=get_settings().cache_ttl, nx=True)
-    except failures() as exc:
-        report_outage("cache", exc)
-
-
-async def invalidate(
-    names: Iterable[str] = (),
-    *,
-    prefixes: Iterable[str] = (),
-    marker: bytes = _TOMBSTONE,
-    seconds: int = _TOMBSTONE_SECONDS,
-    operation: str = "cache",
-) -> None:
-    """Overwrite ``names`` in Redis with ``marker`` for ``seconds`` (a tombstone unless the
-    caller's keys have a marker of their own) and drop every process's copies of them, and
-    of every in-memory value whose name starts with one of ``prefixes``. An outage is
-    reported under ``operation`` and let pass: what Redis still holds expires with its TTL."""
-    names, prefixes = sorted(set(names)), sorted(set(prefixes))
-    if not names and not prefixes:
-        return
-    near.drop(names, prefixes)
-    try:
-        client = await get_redis()
-        async with client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.set(name, marker, ex=seconds)
-            announce(pipe, names, prefixes)
-            await pipe.execute()
-        near.drop(names, prefixes)
-    except failures() as exc:
-        report_outage(operation, exc)
 
 
 async def ping() -> bool:

@@ -15,8 +15,7 @@ from quill.function import Function
 
 
 async def article_changed(tx: Transaction, event: CloudEvent) -> None:
-    await index.reindex(tx.conn, int(event.data["id"]))
-    tx.stale_lists = True  # search pages built before the reindex miss the change
+    await index.reindex(tx, int(event.data["id"]))
 
 
 CONSUMER = Consumer(

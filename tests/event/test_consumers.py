@@ -10,8 +10,9 @@ import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from quill import cache, events
-from quill.domain.views import article_key, profile_key
+from quill import events
+from quill.reads import store
+from quill.reads.keys import article_key, profile_key
 from quill.settings import Settings
 from tests.conftest import Api, ApiFactory
 from tests.event.conftest import article_id_of, emitted
@@ -160,9 +161,9 @@ async def test_search_follows_updates_and_deletes_even_out_of_order(
 async def test_cache_consumer_drops_every_view_embedding_a_changed_author(api: Api, api_for: ApiFactory) -> None:
     alice = await api.register("alice")
     slug = (await api.create_article(alice, "Cached"))["slug"]
-    await cache.store_view(article_key(slug), {"stale": True})
-    await cache.store_view(profile_key("alice"), {"stale": True})
-    await cache.store_view(profile_key("old-alice"), {"stale": True})
+    await store.store_view(article_key(slug), {"stale": True})
+    await store.store_view(profile_key("alice"), {"stale": True})
+    await store.store_view(profile_key("old-alice"), {"stale": True})
     consumer = await api_for("cache")
 
     response = await deliver(
@@ -175,7 +176,7 @@ async def test_cache_consumer_drops_every_view_embedding_a_changed_author(api: A
 
     assert response.status_code == 202
     for name in (article_key(slug), profile_key("alice"), profile_key("old-alice")):
-        assert await cache.load_view(name) is None
+        assert await store.load_view(name) is None
 
 
 async def test_dead_letter_sink_parks_any_event_with_its_error(api_for: ApiFactory, settings: Settings) -> None:

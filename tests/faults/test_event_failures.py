@@ -17,6 +17,7 @@ from cloudevents.http import CloudEvent
 from quill import cache, events
 from quill.domain import search as index
 from quill.observability import registry
+from quill.reads import store
 from quill.settings import Settings, use_settings
 from quill_tools.broker.config import BrokerConfig, Delivery, TriggerConfig
 from quill_tools.broker.local import LocalBroker
@@ -128,7 +129,7 @@ async def test_a_redis_outage_longer_than_the_retries_sends_no_invalidation_to_t
     try:
         with use_settings(chosen):
             name = cache.key("view:article:hot")
-            await cache.store_view(name, {"title": "before the change"})
+            await store.store_view(name, {"title": "before the change"})
             ttl = await (await cache.get_redis()).pttl(name)
             redis_server.stop()
             before = outages()

@@ -1,7 +1,7 @@
 """The copies each process keeps in front of Redis, against the machine's real Redis.
 
 "Another process" here is a second Redis client doing what another replica's
-``cache.invalidate`` does: tombstone the key and publish the names on the channel.
+``store.invalidate`` does: tombstone the key and publish the names on the channel.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as redis
 
 from quill import cache
+from quill.reads import store
 from quill.settings import Settings
 from tests.conftest import Api, ApiFactory
 from tests.event.conftest import emitted
@@ -23,9 +24,9 @@ from tests.event.conftest import emitted
 
 async def listening() -> None:
     """Wait until the listener has subscribed (the near cache is off until then)."""
-    cache._listen()
+    store.start()
     deadline = time.monotonic() + 5
-    while not cache.near.on:
+    while not store.near.on:
         assert time.monotonic() < deadline, "the near cache never turned on"
         await asyncio.sleep(0.01)
 
@@ -51,19 +52,19 @@ async def eventually(check: object, seconds: float = 2.0) -> None:
 async def test_a_view_is_read_from_memory_until_another_replica_invalidates_it(settings: Settings) -> None:
     await listening()
     name = cache.key("article", "near")
-    await cache.store_view(name, {"title": "first"})
-    assert await cache.load_view(name) == {"title": "first"}
+    await store.store_view(name, {"title": "first"})
+    assert await store.load_view(name) == {"title": "first"}
 
     # Behind the near cache's back: a replica that changed the view without invalidating.
     client = redis.Redis.from_url(settings.redis_url)
     await client.set(name, orjson.dumps({"title": "second"}))
     await client.aclose()
-    assert await cache.load_view(name) == {"title": "first"}, "the second read went to Redis"
+    assert await store.load_view(name) == {"title": "first"}, "the second read went to Redis"
 
     await another_replica_invalidates(settings, name)
 
     async def dropped() -> bool:
-        return await cache.load_view(name) is None
+        return await store.load_view(name) is None
 
     await eventually(dropped)
 
@@ -71,10 +72,10 @@ async def test_a_view_is_read_from_memory_until_another_replica_invalidates_it(s
 async def test_an_invalidation_in_this_process_drops_the_copy_at_once(settings: Settings) -> None:
     await listening()
     name = cache.key("profile", "near")
-    await cache.store_view(name, {"bio": "old"})
-    assert await cache.load_view(name) == {"bio": "old"}
-    await cache.invalidate([name])
-    assert await cache.load_view(name) is None
+    await store.store_view(name, {"bio": "old"})
+    assert await store.load_view(name) == {"bio": "old"}
+    await store.invalidate([name])
+    assert await store.load_view(name) is None
 
 
 async def test_concurrent_misses_build_a_page_once(settings: Settings) -> None:
@@ -88,10 +89,10 @@ async def test_concurrent_misses_build_a_page_once(settings: Settings) -> None:
         return b'{"page": 1}'
 
     name = cache.key("list", "concurrent")
-    pages = await asyncio.gather(*(cache.shared(name, build) for _ in range(50)))
+    pages = await asyncio.gather(*(store.shared(name, build) for _ in range(50)))
     assert pages == [b'{"page": 1}'] * 50
     assert builds == 1
-    assert await cache.shared(name, build) == b'{"page": 1}'
+    assert await store.shared(name, build) == b'{"page": 1}'
     assert builds == 1, "a built page was not kept"
 
 
@@ -109,19 +110,19 @@ async def test_a_build_begun_before_an_invalidation_is_neither_joined_nor_kept(s
         return b"%d" % number
 
     name = cache.key("list", "racing")
-    early = asyncio.ensure_future(cache.shared(name, build))
+    early = asyncio.ensure_future(store.shared(name, build))
     await asyncio.sleep(0.01)
-    epoch = cache.near.epoch
+    epoch = store.near.epoch
     await another_replica_invalidates(settings, prefixes=(cache.key("list", ""),))
 
     async def heard() -> bool:
-        return cache.near.epoch != epoch
+        return store.near.epoch != epoch
 
     await eventually(heard)
-    late = await cache.shared(name, build)  # after the write: must not wait for the old build
+    late = await store.shared(name, build)  # after the write: must not wait for the old build
     release.set()
     assert (await early, late) == (b"1", b"2")
-    assert await cache.shared(name, build) == b"2", "the page built before the invalidation was kept"
+    assert await store.shared(name, build) == b"2", "the page built before the invalidation was kept"
 
 
 async def test_a_failed_build_reaches_every_waiter_and_is_not_kept(settings: Settings) -> None:
@@ -137,9 +138,9 @@ async def test_a_failed_build_reaches_every_waiter_and_is_not_kept(settings: Set
         return b"ok"
 
     name = cache.key("list", "failing")
-    results = await asyncio.gather(*(cache.shared(name, build) for _ in range(5)), return_exceptions=True)
+    results = await asyncio.gather(*(store.shared(name, build) for _ in range(5)), return_exceptions=True)
     assert all(isinstance(result, RuntimeError) for result in results)
-    assert await cache.shared(name, build) == b"ok"
+    assert await store.shared(name, build) == b"ok"
     assert builds == 2
 
 
@@ -180,23 +181,23 @@ async def test_a_rendering_is_kept_only_for_the_very_view_it_came_from(settings:
         renders.append(view["title"])
         return orjson.dumps(view)
 
-    await cache.store_view(name, {"title": "first"})
-    view = await cache.load_view(name)
+    await store.store_view(name, {"title": "first"})
+    view = await store.load_view(name)
     assert view is not None
-    assert cache.rendered(name, view, lambda: render(view)) == b'{"title":"first"}'
-    assert cache.rendered(name, view, lambda: render(view)) == b'{"title":"first"}'
+    assert store.rendered(name, view, lambda: render(view)) == b'{"title":"first"}'
+    assert store.rendered(name, view, lambda: render(view)) == b'{"title":"first"}'
     assert renders == ["first"]
     equal_but_other = {"title": "first"}
-    assert cache.rendered(name, equal_but_other, lambda: render(equal_but_other)) == b'{"title":"first"}'
+    assert store.rendered(name, equal_but_other, lambda: render(equal_but_other)) == b'{"title":"first"}'
     assert renders == ["first", "first"], "a copy was served for a view it was not rendered from"
 
-    await cache.invalidate([name])
+    await store.invalidate([name])
     client = redis.Redis.from_url(settings.redis_url)
     await client.set(name, orjson.dumps({"title": "second"}))  # the writer's next view, past the tombstone
     await client.aclose()
-    fresh = await cache.load_view(name)
+    fresh = await store.load_view(name)
     assert fresh is not None
-    assert cache.rendered(name, fresh, lambda: render(fresh)) == b'{"title":"second"}'
+    assert store.rendered(name, fresh, lambda: render(fresh)) == b'{"title":"second"}'
 
 
 async def test_the_anonymous_article_shows_every_change_at_once(api: Api, settings: Settings) -> None:
@@ -315,16 +316,16 @@ async def test_a_read_that_fetched_the_old_view_during_a_write_is_not_kept(
     tombstone landed, must not leave the old view in memory once the write returns."""
     await listening()
     name = cache.key("article", "racing-write")
-    await cache.store_view(name, {"title": "old"})
+    await store.store_view(name, {"title": "old"})
 
     def racing_reader_fills(pipe: Any, names: Any, prefixes: Any = ()) -> None:
         # This process's own message still in flight (not published here at all), and a
         # reader's fill from Redis landing before the tombstone does.
-        cache.near.put(name, {"title": "old"}, cache.near.epoch, 10)
+        store.near.put(name, {"title": "old"}, store.near.epoch, 10)
 
-    monkeypatch.setattr(cache, "announce", racing_reader_fills)
-    await cache.invalidate([name])
-    assert await cache.load_view(name) is None
+    monkeypatch.setattr(store, "announce", racing_reader_fills)
+    await store.invalidate([name])
+    assert await store.load_view(name) is None
 
 
 async def test_search_pages_show_an_article_once_it_is_indexed(

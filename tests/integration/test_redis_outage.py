@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from quill import cache
+from quill.reads import store
 from quill.settings import RateLimit, Settings, use_settings
 from tests.conftest import Api, free_port
 
@@ -172,19 +173,19 @@ async def test_the_near_cache_is_off_and_empty_while_redis_is_away(
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
 
-    cache._listen()
-    await until(lambda: cache.near.on, 5)
+    store.start()
+    await until(lambda: store.near.on, 5)
     name = cache.key("article", "held")
-    await cache.store_view(name, {"title": "held"})
-    assert await cache.load_view(name) == {"title": "held"}
-    assert len(cache.near) == 1
+    await store.store_view(name, {"title": "held"})
+    assert await store.load_view(name) == {"title": "held"}
+    assert len(store.near) == 1
 
     throwaway_redis.stop()
-    await until(lambda: not cache.near.on, 5)
-    assert len(cache.near) == 0
-    assert await cache.load_view(name) is None  # Redis away: a miss, answered by PostgreSQL
+    await until(lambda: not store.near.on, 5)
+    assert len(store.near) == 0
+    assert await store.load_view(name) is None  # Redis away: a miss, answered by PostgreSQL
 
     throwaway_redis.start()
-    await until(lambda: cache.near.on, 10)
-    assert len(cache.near) == 0
-    assert await cache.load_view(name) is None  # the restarted Redis kept nothing
+    await until(lambda: store.near.on, 10)
+    assert len(store.near) == 0
+    assert await store.load_view(name) is None  # the restarted Redis kept nothing

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from quill.domain.articles import slugify
 from quill.domain.fields import UNSET, Fields
+from quill.domain.slugs import slugify
 from quill.errors import ValidationError
 
 

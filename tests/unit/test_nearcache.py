@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from quill.nearcache import NearCache
+from quill.reads.near import NearCache
 
 
 def _on(capacity: int = 3, ttl: float = 60.0) -> NearCache:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Literal
 
 from starlette.requests import Request
 
-from quill.auth.sessions import is_live
 from quill.errors import token_invalid, token_missing
+from quill.reads.sessions import is_live
 
 if TYPE_CHECKING:
     from quill.auth.tokens import Claims

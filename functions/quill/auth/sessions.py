@@ -8,9 +8,9 @@ so a short access lifetime bought no safety and signed those frontends out after
 
 Its refresh tokens are single-use: each refresh returns a new one, and presenting a used
 one again (a stolen copy) revokes the whole session. Logout revokes the session, which
-also kills every access token that names it. Whether a session is live is cached in
-Redis for a short time (and a live answer in each process's near cache); PostgreSQL
-holds the truth, so a Redis that lost its data cannot bring a revoked token back.
+also kills every access token that names it. Whether a session is live is kept by the
+read side (``reads.sessions``) for a short time; PostgreSQL holds the truth, so a Redis
+that lost its data cannot bring a revoked token back.
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from quill import cache
 from quill.db import Connection, connection
 from quill.errors import UnauthenticatedError
 from quill.observability import get_logger
+from quill.reads import stale
 from quill.settings import get_settings
 
 __all__ = ["Session", "begin", "ends_at", "forget", "is_live", "refresh", "revoke", "revoke_others", "start"]
 
-_LIVE_SECONDS = 30
 _log = get_logger("quill.sessions")
 
 _START = """
@@ -130,43 +129,15 @@ async def revoke_others(conn: Connection, user_id: int, keep: str) -> list[str]:
     return [str(row["id"]) for row in rows]
 
 
-def _live_key(session_id: str) -> str:
-    return cache.key("session", session_id)
-
-
 async def forget(*session_ids: str) -> None:
-    """After commit: make revoked sessions fail at once, not when their cached answer
-    expires, in Redis and in every process's memory."""
-    names = [_live_key(session_id) for session_id in session_ids]
-    await cache.invalidate(names, marker=b"0", seconds=_LIVE_SECONDS, operation="revocation")
+    """After commit: make revoked sessions fail at once, everywhere (``reads.stale``)."""
+    await stale.revoke_sessions(*session_ids)
 
 
 async def is_live(session_id: str) -> bool:
-    """Whether access tokens of this session are still good: this process's memory, then
-    Redis, then PostgreSQL. A revocation drops the first two everywhere (``forget``)."""
-    name = _live_key(session_id)
-    if cache.recall(name) is True:
-        return True
-    epoch = cache.near.epoch
-    try:
-        client = await cache.get_redis()
-        cached = await client.get(name)
-    except cache.failures() as exc:
-        cache.report_outage("revocation", exc)
-        client, cached = None, None
-    if cached is not None:
-        if cached == b"1":
-            cache.near.put(name, True, epoch, len(name))
-        return cached == b"1"
+    """Whether access tokens of this session are still good, as PostgreSQL says. Every
+    signed-in request asks ``reads.sessions.is_live``, which keeps the answer."""
     async with connection() as conn:
         cursor = await conn.execute(_LIVE, (session_id,))
         row = await cursor.fetchone()
-    live = bool(row and row["live"])
-    if live:
-        cache.near.put(name, True, epoch, len(name))
-    if client is not None:
-        try:
-            await client.set(name, b"1" if live else b"0", ex=_LIVE_SECONDS, nx=True)
-        except cache.failures() as exc:
-            cache.report_outage("revocation", exc)
-    return live
+    return bool(row and row["live"])

@@ -1,59 +1,45 @@
 """Articles, their tags and favorites. Owns ``articles``, ``article_tags`` and ``favorites``.
 
-A page of articles is two statements whatever its size (the page with authors,
-tags, favorite and follow flags; and the total count). A single article's
-viewer-independent view is cached under ``article:<slug>``; the viewer's flags are
-read from PostgreSQL in one small query, so a favorite or follow shows at once.
+The writes (create, import, update, delete, favorite) and the reads' queries, returning
+values. Input is parsed by ``article_input``; a list page's SQL is composed by ``pages``
+(``page_sql`` is re-exported here for the benchmark); slugs are made by ``slugs``; what
+is cached, and when it is dropped, is the read side's (``quill.reads``).
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import secrets
-import unicodedata
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Awaitable
 from typing import Any
 
-import orjson
-import psycopg.errors
+from psycopg import sql
 
-from quill import cache, events
+from quill import events
 from quill.db import Connection, connection, reading
 from quill.domain import fields as f
-from quill.domain import views
+from quill.domain import slugs
+from quill.domain.article_input import ArticleChanges, ArticleQuery, NewArticle, parse_changes
 from quill.domain.outbox import Transaction, transaction
+from quill.domain.pages import VIEWER_FLAGS, fetch_page, page_sql
 from quill.domain.values import Article, Profile
-from quill.domain.views import article_key
 from quill.errors import ForbiddenError, NotFoundError, QuillError
 from quill.wire import timestamp as wire_time
 
 __all__ = [
-    "ArticleChanges",
-    "ArticleQuery",
-    "ImportRequest",
-    "NewArticle",
-    "anonymous",
-    "author_id",
     "check_owner",
     "create",
     "delete",
     "favorite",
     "feed",
-    "feed_page",
-    "flag_page",
-    "get",
+    "flags_for",
+    "from_row",
     "id_of",
     "insert",
     "list_articles",
+    "marks",
+    "one",
+    "page_marks",
     "page_sql",
-    "parse_changes",
-    "parse_import",
-    "parse_new",
     "read_changes",
-    "slugify",
     "tags",
     "unfavorite",
     "update",
@@ -61,148 +47,15 @@ __all__ = [
 
 _EMITTER = "posts"
 
-_VIEWER_FLAGS = """
-    EXISTS (SELECT 1 FROM favorites fv WHERE fv.article_id = a.id AND fv.user_id = %(viewer)s) AS favorited,
-    EXISTS (SELECT 1 FROM follows fo WHERE fo.followee_id = a.author_id AND fo.follower_id = %(viewer)s)
-        AS following
-"""
-
-_SUMMARY_COLUMNS = """
-    a.id, a.slug, a.title, a.description, a.tag_list, a.created_at, a.updated_at, a.favorites_count,
-    a.author_id, u.username, u.bio, u.image,
-"""
-
-# Each filter is a constant fragment, ANDed in only when the query has it: an
-# `x IS NULL OR a.id IN (...)` form would keep PostgreSQL from turning the IN into a
-# semi-join (sublinks are pulled up before constants fold), so counts scanned the table.
-_FILTER_SQL: dict[str, str] = {
-    "tag": "a.id IN (SELECT t.article_id FROM article_tags t WHERE t.tag = %(tag)s)",
-    "author": "u.username = %(author)s",
-    "favorited": (
-        "a.id IN (SELECT fb.article_id FROM favorites fb JOIN users fu ON fu.id = fb.user_id"
-        " WHERE fu.username = %(favorited)s)"
-    ),
-    "feed_of": "a.author_id IN (SELECT fo2.followee_id FROM follows fo2 WHERE fo2.follower_id = %(feed_of)s)",
-    "q": "sd.document @@ websearch_to_tsquery('english', %(q)s)",
-}
-_FROM = "\nFROM articles a JOIN users u ON u.id = a.author_id\n"
-_FROM_SEARCH = _FROM + "JOIN search_documents sd ON sd.article_id = a.id\n"
-_NEWEST = "ORDER BY a.created_at DESC, a.id DESC\n"
-
-# A search ranks its newest SEARCH_WINDOW matches, not all of them: ranking every match
-# of a common word read thousands of rows at 1M articles. The first try looks only at the
-# newest SEARCH_SPAN documents, walking the index newest first, so its cost does not grow
-# with the table; a word too rare to fill the window there is looked up in the whole index
-# (a rare word has few matches: cheap). ``articlesCount`` counts the same window, so a
-# client pages through exactly what was ranked. The page carries that total in each row.
-SEARCH_WINDOW = 100
-SEARCH_SPAN = 20_000
-_RANK = "ts_rank(sd.document, websearch_to_tsquery('english', %(q)s)) AS rank"
-_NEWEST_HITS = f"ORDER BY sd.article_id DESC LIMIT {SEARCH_WINDOW}"
-# The newest SEARCH_SPAN documents only (ids only grow): a bounded walk whatever the word.
-_RECENT_HITS = (
-    "hits AS MATERIALIZED (SELECT sd.article_id, " + _RANK + "\n{source}{where}"
-    f"  AND sd.article_id > (SELECT max(article_id) FROM search_documents) - {SEARCH_SPAN}\n" + _NEWEST_HITS + ")"
-)
-# Every match, fenced by MATERIALIZED: given ORDER BY ... LIMIT, the planner would walk the
-# whole id index looking for a word it guesses is common.
-_ALL_HITS = (
-    "matches AS MATERIALIZED (SELECT sd.article_id, sd.document\n{source}{where}),\n"
-    "hits AS MATERIALIZED (SELECT sd.article_id, " + _RANK + " FROM matches sd " + _NEWEST_HITS + ")"
-)
-# Whether the newest SEARCH_SPAN documents are all there are (a blog of fewer articles):
-# then the first try already looked everywhere and is not repeated.
-_WHOLE_INDEX = f"(SELECT coalesce(max(article_id) - min(article_id) < {SEARCH_SPAN}, true) FROM search_documents)"
-_SEARCH_PAGE = (
-    ",\npage AS (SELECT article_id, rank FROM hits ORDER BY rank DESC, article_id DESC"
-    " LIMIT %(limit)s OFFSET %(offset)s)\n"
-    "SELECT" + _SUMMARY_COLUMNS + _VIEWER_FLAGS + ", (SELECT count(*) FROM hits) AS total, {whole} AS whole\n"
-    "FROM page JOIN articles a ON a.id = page.article_id JOIN users u ON u.id = a.author_id\n"
-    "ORDER BY page.rank DESC, a.id DESC"
-)
-_SEARCH_COUNT = "\nSELECT count(*) AS total, {whole} AS whole FROM hits"
-
-
-# A filter used alone can bound the page's candidates by LIMIT + OFFSET, so its cost does
-# not grow with the matches: ?tag= reads the first entries of (tag, created_at DESC), so
-# a popular tag costs what a rare one does; the feed takes each followed author's newest
-# few from (author_id, created_at DESC). Combined with others, the general form is kept.
-_SOLE_FILTER_SQL: dict[str, str] = {
-    "tag": (
-        "a.id IN (SELECT t.article_id FROM article_tags t WHERE t.tag = %(tag)s"
-        " ORDER BY t.created_at DESC, t.article_id DESC LIMIT %(limit)s + %(offset)s)"
-    ),
-    # Sorted and cut again outside the LATERAL, on index-only columns, so only the page's
-    # candidates are fetched from the heap (not limit + offset per followed author).
-    "feed_of": (
-        "a.id IN (SELECT newest.id FROM follows fo2 CROSS JOIN LATERAL"
-        " (SELECT a2.id, a2.created_at FROM articles a2 WHERE a2.author_id = fo2.followee_id"
-        " ORDER BY a2.created_at DESC, a2.id DESC LIMIT %(limit)s + %(offset)s) AS newest"
-        " WHERE fo2.follower_id = %(feed_of)s"
-        " ORDER BY newest.created_at DESC, newest.id DESC LIMIT %(limit)s + %(offset)s)"
-    ),
-}
-
-
-def _where(chosen: tuple[str, ...], *, bounded: bool) -> str:
-    """The WHERE clause for these filters; ``bounded=False`` for counts, which see every match."""
-    if bounded and len(chosen) == 1 and chosen[0] in _SOLE_FILTER_SQL:
-        fragments = [_SOLE_FILTER_SQL[chosen[0]]]
-    else:
-        fragments = [_FILTER_SQL[name] for name in chosen]
-    return ("WHERE " + "\n  AND ".join(fragments) + "\n") if fragments else ""
-
-
-# articlesCount without counting rows: the unfiltered total and each tag's are kept by
-# triggers (0003_article_totals.sql, 0005_tag_totals.sql); every article has an author,
-# so the page's join to users cannot drop one.
-_TOTAL = "SELECT sum(articles)::bigint AS total FROM article_totals"
-_TAG_TOTAL = "SELECT coalesce(sum(articles), 0)::bigint AS total FROM tag_totals WHERE tag = %(tag)s"
-
-
-@functools.cache
-def _statements(chosen: tuple[str, ...], *, everything: bool = False) -> tuple[str, str]:
-    """Built once per combination of filters (a handful), not once per request.
-
-    ``everything`` only matters to a search: look in the whole index, not the newest part."""
-    if "q" in chosen:
-        # The search alone needs only its index; other filters need the article and author.
-        source = "FROM search_documents sd\n" if chosen == ("q",) else _FROM_SEARCH.lstrip("\n")
-        hits = "WITH " + (_ALL_HITS if everything else _RECENT_HITS).format(
-            source=source, where=_where(chosen, bounded=False)
-        )
-        whole = "true" if everything else _WHOLE_INDEX
-        return hits + _SEARCH_PAGE.format(whole=whole), hits + _SEARCH_COUNT.format(whole=whole)
-    page = (
-        "SELECT"
-        + _SUMMARY_COLUMNS
-        + _VIEWER_FLAGS
-        + _FROM
-        + _where(chosen, bounded=True)
-        + _NEWEST
-        + "LIMIT %(limit)s OFFSET %(offset)s"
-    )
-    if not chosen:
-        count = _TOTAL
-    elif chosen == ("tag",):
-        count = _TAG_TOTAL
-    else:
-        count = "SELECT count(*) AS total" + _FROM + _where(chosen, bounded=False)
-    return page, count
-
-
-def page_sql(params: dict[str, Any], *, everything: bool = False) -> tuple[str, str]:
-    """The page and count statements for these parameters (only constant fragments are joined)."""
-    return _statements(tuple(name for name in _FILTER_SQL if params.get(name) is not None), everything=everything)
-
-
 _ONE = """
 SELECT a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
        a.favorites_count, a.author_id, u.username, u.bio, u.image
 FROM articles a JOIN users u ON u.id = a.author_id
 WHERE a.slug = %s
 """
-_FLAGS_FOR = "SELECT" + _VIEWER_FLAGS + "FROM articles a WHERE a.id = %(article_id)s"
+_FLAGS_FOR = (
+    sql.SQL("SELECT{flags}FROM articles a WHERE a.id = %(article_id)s").format(flags=VIEWER_FLAGS).as_string(None)
+)
 # FOR KEY SHARE: a favorite or comment being added holds the article until it commits,
 # so a concurrent delete waits instead of breaking the foreign key.
 _LOCATE = "SELECT id, author_id FROM articles WHERE slug = %s FOR KEY SHARE"
@@ -210,14 +63,13 @@ _LOCATE_FOR_UPDATE = "SELECT id, author_id, slug, title FROM articles WHERE slug
 
 # What a write hands back: the article as its writer now reads it (author and flags
 # included), so the response needs no second read; ``author_username`` is for the event.
-_WRITTEN = (
-    """
+_WRITTEN = sql.SQL("""
     a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
-    a.favorites_count, a.author_id, u.username, u.bio, u.image, u.username AS author_username,"""
-    + _VIEWER_FLAGS
+    a.favorites_count, a.author_id, u.username, u.bio, u.image, u.username AS author_username,{flags}""").format(
+    flags=VIEWER_FLAGS
 )
 _INSERT = (
-    """
+    sql.SQL("""
 WITH a AS (
     INSERT INTO articles (slug, author_id, title, description, body, tag_list, created_at, updated_at)
     VALUES (%(slug)s, %(author_id)s, %(title)s, %(description)s, %(body)s, %(tag_list)s,
@@ -226,9 +78,9 @@ WITH a AS (
     ON CONFLICT (slug) DO NOTHING
     RETURNING *
 )
-SELECT"""
-    + _WRITTEN
-    + "FROM a JOIN users u ON u.id = a.author_id"
+SELECT{written}FROM a JOIN users u ON u.id = a.author_id""")
+    .format(written=_WRITTEN)
+    .as_string(None)
 )
 _INSERT_TAGS = (
     "INSERT INTO article_tags (article_id, tag, created_at)"
@@ -236,7 +88,7 @@ _INSERT_TAGS = (
 )
 _DELETE_TAGS = "DELETE FROM article_tags WHERE article_id = %s"
 _UPDATE = (
-    """
+    sql.SQL("""
 UPDATE articles a SET
     slug = %(slug)s,
     title = coalesce(%(title)s, a.title),
@@ -246,11 +98,16 @@ UPDATE articles a SET
     updated_at = greatest(date_trunc('milliseconds', clock_timestamp()), a.updated_at + interval '1 millisecond')
 FROM users u
 WHERE a.id = %(article_id)s AND u.id = a.author_id
-RETURNING"""
-    + _WRITTEN
+RETURNING{written}""")
+    .format(written=_WRITTEN)
+    .as_string(None)
 )
 # A favorite's answer, read in its own transaction (the count and flags as just changed).
-_READ_BACK = "SELECT" + _WRITTEN + "FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = %(article_id)s"
+_READ_BACK = (
+    sql.SQL("SELECT{written}FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = %(article_id)s")
+    .format(written=_WRITTEN)
+    .as_string(None)
+)
 _DELETE = "DELETE FROM articles WHERE id = %s RETURNING id, slug, author_id"
 _FAVORITE = """
 WITH added AS (
@@ -276,8 +133,7 @@ SELECT
     ARRAY(SELECT u.username FROM users u JOIN follows fo ON fo.followee_id = u.id AND fo.follower_id = %(viewer)s
           WHERE u.username = ANY(%(authors)s)) AS following
 """
-# Everything the viewer favorited and follows, up to MAX_MARKS each (kept in memory).
-MAX_MARKS = 1000
+# Everything the viewer favorited and follows, up to a limit of each.
 _ALL_MARKS = """
 SELECT
     ARRAY(SELECT a.slug FROM favorites fv JOIN articles a ON a.id = fv.article_id
@@ -286,112 +142,6 @@ SELECT
           WHERE fo.follower_id = %(viewer)s LIMIT %(limit)s) AS following
 """
 _TAGS = "SELECT tag FROM tag_totals GROUP BY tag HAVING sum(articles) > 0 ORDER BY sum(articles) DESC, tag"
-
-
-@dataclass(frozen=True)
-class NewArticle:
-    title: str
-    description: str
-    body: str
-    tag_list: tuple[str, ...]
-    created_at: datetime | None = None  # only imports keep an original time
-    updated_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ArticleChanges:
-    title: str | f.Unset = f.UNSET
-    description: str | f.Unset = f.UNSET
-    body: str | f.Unset = f.UNSET
-    tag_list: tuple[str, ...] | f.Unset = f.UNSET
-
-
-@dataclass(frozen=True)
-class ArticleQuery:
-    tag: str | None = None
-    author: str | None = None
-    favorited: str | None = None
-    q: str | None = None
-    limit: int = 20
-    offset: int = 0
-
-
-@dataclass(frozen=True)
-class ImportRequest:
-    author: str
-    article: NewArticle
-
-
-def _moment(fields: f.Fields, data: dict[str, Any], name: str) -> datetime | None:
-    raw = data.get(name)
-    if raw is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        fields.fail(name, "must be an ISO 8601 date-time with a time zone")
-        return None
-    return moment
-
-
-def parse_import(data: dict[str, Any]) -> ImportRequest:
-    """An article-import request: the article fields, the author's username, original times."""
-    fields = f.Fields(data)
-    author = fields.required("author", 64)
-    tag_list = fields.tags("tagList")
-    created_at = _moment(fields, data, "createdAt")
-    updated_at = _moment(fields, data, "updatedAt")
-    if created_at and updated_at and updated_at < created_at:
-        fields.fail("updatedAt", "must not be before createdAt")
-    article = NewArticle(
-        title=fields.required("title", 256, line=True),
-        description=fields.required("description", 1024),
-        body=fields.required("body", 200_000),
-        tag_list=() if isinstance(tag_list, f.Unset) else tag_list,
-        created_at=created_at,
-        updated_at=updated_at,
-    )
-    fields.done()
-    return ImportRequest(author, article)
-
-
-async def author_id(conn: Connection, username: str) -> int | None:
-    row = await (await conn.execute("SELECT id FROM users WHERE username = %s", (username,))).fetchone()
-    return int(row["id"]) if row else None
-
-
-def parse_new(data: dict[str, Any]) -> NewArticle:
-    fields = f.Fields(data)
-    tag_list = fields.tags("tagList")
-    article = NewArticle(
-        title=fields.required("title", 256, line=True),
-        description=fields.required("description", 1024),
-        body=fields.required("body", 200_000),
-        tag_list=() if isinstance(tag_list, f.Unset) else tag_list,
-    )
-    fields.done()
-    return article
-
-
-def parse_changes(data: dict[str, Any]) -> ArticleChanges:
-    fields = f.Fields(data)
-    changes = ArticleChanges(
-        title=fields.changed("title", 256, line=True),
-        description=fields.changed("description", 1024),
-        body=fields.changed("body", 200_000),
-        tag_list=fields.tags("tagList"),
-    )
-    fields.done()
-    return changes
-
-
-def slugify(title: str) -> str:
-    """Lower-case words joined by dashes; letters of every script are kept."""
-    normal = unicodedata.normalize("NFKC", title).lower()
-    slug = re.sub(r"[^\w]+|_+", "-", normal).strip("-")[:80].strip("-")
-    return slug or "article"
 
 
 def _event_data(row: dict[str, Any], previous_slug: str | None = None) -> dict[str, Any]:
@@ -410,7 +160,8 @@ def _event_data(row: dict[str, Any], previous_slug: str | None = None) -> dict[s
     return data
 
 
-def _from_row(row: dict[str, Any], *, favorited: bool, following: bool) -> Article:
+def from_row(row: dict[str, Any], *, favorited: bool, following: bool) -> Article:
+    """An article from a row of its columns, with the viewer's flags."""
     return Article(
         id=row["id"],
         slug=row["slug"],
@@ -427,67 +178,11 @@ def _from_row(row: dict[str, Any], *, favorited: bool, following: bool) -> Artic
     )
 
 
-def _to_view(row: dict[str, Any]) -> dict[str, Any]:
-    view = dict(row)
-    view["created_at"] = row["created_at"].isoformat()
-    view["updated_at"] = row["updated_at"].isoformat()
-    return view
-
-
-def _from_view(view: dict[str, Any]) -> dict[str, Any]:
-    row = dict(view)
-    row["created_at"] = datetime.fromisoformat(view["created_at"])
-    row["updated_at"] = datetime.fromisoformat(view["updated_at"])
-    return row
-
-
-def _candidates(base: str) -> Iterator[str]:
-    """The plain slug first (never ``feed``), then the same with a random suffix."""
-    if base != "feed":
-        yield base
-    for _ in range(8):
-        yield f"{base}-{secrets.token_hex(3)}"
-
-
-def _keeps_slug(base: str, current: str) -> bool:
-    return current == base or re.fullmatch(re.escape(base) + r"-[0-9a-f]{6}", current) is not None
-
-
-async def _with_free_slug(conn: Connection, base: str, statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Run an INSERT/UPDATE that sets ``slug``, moving to the next candidate if it is taken.
-
-    Each try is a savepoint, so losing a race with a concurrent writer costs one retry.
-    """
-    for slug in _candidates(base):
-        try:
-            async with conn.transaction():
-                row = await (await conn.execute(statement, {**params, "slug": slug})).fetchone()
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name != "articles_slug_key":
-                raise
-            continue
-        if row is None:
-            raise NotFoundError({"article": ["not found"]})
-        return row
-    raise RuntimeError(f"no free slug for {base!r} after 9 attempts")
-
-
-async def _insert_with_free_slug(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-    """Insert under the first free slug candidate. A taken slug inserts nothing (``ON
-    CONFLICT DO NOTHING``) rather than failing, so no savepoint is needed around each try:
-    two round trips fewer than ``_with_free_slug``."""
-    for slug in _candidates(params["slug"]):
-        row = await (await conn.execute(_INSERT, {**params, "slug": slug})).fetchone()
-        if row is not None:
-            return row
-    raise RuntimeError(f"no free slug for {params['slug']!r} after 9 attempts")
-
-
 async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
     """Store a new article inside ``tx`` (emitting ``article.created``) and return it as
     its author reads it."""
     params: dict[str, Any] = {
-        "slug": slugify(new.title),
+        "slug": slugs.slugify(new.title),
         "author_id": author_id,
         "viewer": author_id,
         "title": new.title,
@@ -497,7 +192,7 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
         "created_at": new.created_at,
         "updated_at": new.updated_at,
     }
-    row = await _insert_with_free_slug(tx.conn, params)
+    row = await slugs.insert_with_free_slug(tx.conn, _INSERT, params)
     if new.tag_list:
         await tx.conn.execute(_INSERT_TAGS, (list(new.tag_list), row["id"]))
     await tx.emit(events.ARTICLE_CREATED, row["id"], _event_data(row))
@@ -505,7 +200,7 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
 
 
 def _written(row: dict[str, Any]) -> Article:
-    return _from_row(row, favorited=row["favorited"], following=row["following"])
+    return from_row(row, favorited=row["favorited"], following=row["following"])
 
 
 async def create(author_id: int, new: NewArticle) -> Article:
@@ -514,44 +209,14 @@ async def create(author_id: int, new: NewArticle) -> Article:
         return await insert(tx, author_id, new)
 
 
-async def get(slug: str, viewer_id: int | None) -> Article:
-    name = article_key(slug)
-    return await _get(slug, viewer_id, name, await cache.load_view(name))
+async def one(conn: Connection, slug: str) -> dict[str, Any] | None:
+    """The article's viewer-independent columns (body, author included), or None."""
+    return await (await conn.execute(_ONE, (slug,))).fetchone()
 
 
-def _as_anonymous(view: dict[str, Any]) -> Article:
-    return _from_row(_from_view(view), favorited=False, following=False)
-
-
-async def _get(slug: str, viewer_id: int | None, name: str, view: dict[str, Any] | None) -> Article:
-    """The article for this viewer, given its cache key and the cached view (``None`` on a miss)."""
-    if view is not None and viewer_id is None:  # the common read: Redis alone
-        return _as_anonymous(view)
-    async with reading() as conn:
-        if view is None:
-            row = await (await conn.execute(_ONE, (slug,))).fetchone()
-            if row is None:
-                raise NotFoundError({"article": ["not found"]})
-            await cache.store_view(name, _to_view(row))
-        else:
-            row = _from_view(view)
-        if viewer_id is None:
-            return _from_row(row, favorited=False, following=False)
-        flags = await (await conn.execute(_FLAGS_FOR, {"viewer": viewer_id, "article_id": row["id"]})).fetchone()
-    if flags is None:  # deleted since it was cached: the view is stale
-        await views.drop_articles(slug)
-        raise NotFoundError({"article": ["not found"]})
-    return _from_row(row, favorited=flags["favorited"], following=flags["following"])
-
-
-async def anonymous(slug: str, render: Callable[[Article], bytes]) -> bytes:
-    """The article as an anonymous reader gets it, ``render``ed once per cached view:
-    the most frequent read skips building the article and encoding it again."""
-    name = article_key(slug)
-    view = await cache.load_view(name)
-    if view is None:  # a miss: read and cache the article, render it this once
-        return render(await _get(slug, None, name, None))
-    return cache.rendered(name, view, lambda: render(_as_anonymous(view)))
+async def flags_for(conn: Connection, viewer_id: int, article_id: int) -> dict[str, Any] | None:
+    """``{favorited, following}`` of the article for ``viewer_id``; None if it is gone."""
+    return await (await conn.execute(_FLAGS_FOR, {"viewer": viewer_id, "article_id": article_id})).fetchone()
 
 
 async def id_of(conn: Connection, slug: str) -> tuple[int, int]:
@@ -595,8 +260,8 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> Article:
     async with transaction(_EMITTER) as tx:
         row = await _locate_own(tx.conn, slug, user_id)
         base = row["slug"]
-        if isinstance(changes.title, str) and not _keeps_slug(slugify(changes.title), row["slug"]):
-            base = slugify(changes.title)
+        if isinstance(changes.title, str) and not slugs.keeps_slug(slugs.slugify(changes.title), row["slug"]):
+            base = slugs.slugify(changes.title)
         tag_list = None if isinstance(changes.tag_list, f.Unset) else list(changes.tag_list)
         params = {
             "article_id": row["id"],
@@ -609,16 +274,14 @@ async def update(slug: str, user_id: int, changes: ArticleChanges) -> Article:
         if base == row["slug"]:
             updated = await (await tx.conn.execute(_UPDATE, {**params, "slug": base})).fetchone()
         else:
-            updated = await _with_free_slug(tx.conn, base, _UPDATE, params)
+            updated = await slugs.with_free_slug(tx.conn, base, _UPDATE, params)
         if updated is None:
             raise NotFoundError({"article": ["not found"]})
-        new_slug = updated["slug"]
         if tag_list is not None:
             await tx.conn.execute(_DELETE_TAGS, (row["id"],))
             if tag_list:
                 await tx.conn.execute(_INSERT_TAGS, (tag_list, row["id"]))
         await tx.emit(events.ARTICLE_UPDATED, row["id"], _event_data(updated, previous_slug=row["slug"]))
-        tx.stale |= views.article_keys(slug, str(new_slug))
     return _written(updated)
 
 
@@ -629,7 +292,6 @@ async def delete(slug: str, user_id: int) -> None:
         await tx.emit(
             events.ARTICLE_DELETED, row["id"], {"id": row["id"], "slug": row["slug"], "author": {"id": user_id}}
         )
-        tx.stale |= views.article_keys(slug)
 
 
 async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> Article:
@@ -651,7 +313,6 @@ async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> Artic
             )
         row = await (await tx.conn.execute(_READ_BACK, params)).fetchone()
         assert row is not None  # the article is held FOR KEY SHARE since id_of
-        tx.stale |= views.article_keys(slug)
     return _written(row)
 
 
@@ -665,29 +326,13 @@ async def unfavorite(slug: str, viewer_id: int) -> Article:
 
 async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
     async with reading() as conn:
-        rows, counted = await _run_page(conn, page_sql(params), params)
-        if params["q"] is not None and counted["total"] < SEARCH_WINDOW and not counted["whole"]:
-            # A word too rare for the newest documents, in an index larger than them.
-            rows, counted = await _run_page(conn, page_sql(params, everything=True), params)
-    articles = [_from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows]
-    return articles, int(counted["total"])
-
-
-async def _run_page(
-    conn: Connection, statements: tuple[str, str], params: dict[str, Any]
-) -> tuple[list[Any], dict[str, Any]]:
-    """The page's rows, and the row that counts them (a search page carries its count)."""
-    page, count = statements
-    rows = await (await conn.execute(page.encode(), params)).fetchall()
-    if rows and "total" in rows[0]:
-        return rows, rows[0]
-    counted = await (await conn.execute(count.encode(), params)).fetchone()
-    return rows, counted or {"total": 0}
+        rows, total = await fetch_page(conn, params)
+    return [from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows], total
 
 
 async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[list[Article], int]:
     """A page of articles, newest first, and the number of all that match; a search (``q``)
-    ranks its newest ``SEARCH_WINDOW`` matches by relevance and counts those."""
+    ranks its newest matches by relevance and counts those (``pages.fetch_page``)."""
     return await _page(
         {
             "tag": query.tag,
@@ -702,62 +347,21 @@ async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[lis
     )
 
 
-async def flag_page(page: bytes, viewer_id: int, query_string: bytes) -> bytes:
-    """An anonymous list ``page`` (rendered) as ``viewer_id`` reads it: the same articles
-    with their ``favorited`` and ``following`` flags. The page comes from memory
-    (``views.anonymous_list``), built once per change for every reader, and so do the
-    viewer's favorites and follows (``views.viewer_marks``), dropped by the writes that
-    change them: a favorite or follow shows in the very next read. A viewer with more
-    than ``MAX_MARKS`` of either has the page's flags looked up instead."""
-    marks = await _marks(viewer_id)
-    if marks == b"null":
-        return _flagged(page, await _page_marks(viewer_id, orjson.loads(page)["articles"]))
-    return views.viewer_page(viewer_id, query_string, page, marks, lambda: _flagged(page, orjson.loads(marks)))
-
-
-async def feed_page(viewer_id: int, limit: int, offset: int, render: Callable[[], Awaitable[bytes]]) -> bytes:
-    """The viewer's feed as ``render`` builds it, from memory between the writes that change
-    it (``views.viewer_feed``); built every time for a viewer with too many marks to keep."""
-    marks = await _marks(viewer_id)
-    if marks == b"null":
-        return await render()
-    return await views.viewer_feed(viewer_id, limit, offset, marks, render)
-
-
-async def _marks(viewer_id: int) -> bytes:
-    """The viewer's favorites and follows, from memory (``views.viewer_marks``); ``null`` if too many to keep."""
-    return await views.viewer_marks(viewer_id, functools.partial(_all_marks, viewer_id))
-
-
-def _flagged(page: bytes, marks: dict[str, list[str]]) -> bytes:
-    document = orjson.loads(page)
-    favorited, following = set(marks["favorited"]), set(marks["following"])
-    for article in document["articles"]:
-        article["favorited"] = article["slug"] in favorited
-        article["author"]["following"] = article["author"]["username"] in following
-    return orjson.dumps(document)
-
-
-async def _all_marks(viewer_id: int) -> bytes:
-    """The viewer's marks, encoded for ``views.viewer_marks``; ``null`` if too many to keep."""
+async def marks(viewer_id: int, limit: int) -> tuple[list[str], list[str]]:
+    """The slugs the viewer favorited and the usernames it follows, up to ``limit`` each."""
     async with reading() as conn:
-        row = await (await conn.execute(_ALL_MARKS, {"viewer": viewer_id, "limit": MAX_MARKS + 1})).fetchone()
+        row = await (await conn.execute(_ALL_MARKS, {"viewer": viewer_id, "limit": limit})).fetchone()
     assert row is not None  # a SELECT of two arrays always answers one row
-    if len(row["favorited"]) > MAX_MARKS or len(row["following"]) > MAX_MARKS:
-        return b"null"
-    return orjson.dumps({"favorited": row["favorited"], "following": row["following"]})
+    return row["favorited"], row["following"]
 
 
-async def _page_marks(viewer_id: int, shown: list[dict[str, Any]]) -> dict[str, list[str]]:
-    params = {
-        "viewer": viewer_id,
-        "slugs": [article["slug"] for article in shown],
-        "authors": list({article["author"]["username"] for article in shown}),
-    }
+async def page_marks(viewer_id: int, shown: list[str], authors: list[str]) -> tuple[list[str], list[str]]:
+    """Which of the ``shown`` slugs the viewer favorited, and which of ``authors`` it follows."""
     async with reading() as conn:
+        params = {"viewer": viewer_id, "slugs": shown, "authors": authors}
         row = await (await conn.execute(_PAGE_FLAGS, params)).fetchone()
     assert row is not None
-    return {"favorited": row["favorited"], "following": row["following"]}
+    return row["favorited"], row["following"]
 
 
 async def feed(viewer_id: int, limit: int, offset: int) -> tuple[list[Article], int]:

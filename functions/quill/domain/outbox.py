@@ -28,8 +28,8 @@ from psycopg.types.json import Jsonb
 
 from quill import events
 from quill.db import Connection, connection
-from quill.domain import views
 from quill.observability import EVENTS_PUBLISHED, OUTBOX_PENDING, current_traceparent, get_logger
+from quill.reads import stale as staleness
 from quill.settings import get_settings
 
 __all__ = ["Transaction", "drain", "forget_processed", "pending", "publish", "relay", "transaction"]
@@ -93,12 +93,13 @@ class Transaction:
     # The lease this write holds on its own event rows (None: no sink, the relay sends them).
     token: str | None = None
     outgoing: list[tuple[int, events.Envelope]] = field(default_factory=list)
-    types: set[str] = field(default_factory=set)
-    # Cached views this write changes, dropped (everywhere) right after commit.
-    stale: set[str] = field(default_factory=set)
-    # Set by a write that changes what list pages show without an event of its own
-    # (the search index); an event in ``views.LIST_CHANGES`` does the same.
-    stale_lists: bool = False
+    # What this transaction changed, by type (an event's, or ``changed``'s): the views
+    # ``reads.stale.STALE`` says they make stale are dropped right after commit.
+    changes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def changed(self, type: str, data: dict[str, Any]) -> None:
+        """Record a change that has no event of its own here (a reindex, an event heard)."""
+        self.changes.append((type, data))
 
     async def emit(self, type: str, subject: str | int, data: dict[str, Any]) -> None:
         envelope = events.Envelope.new(type, self.source, subject, data, current_traceparent())
@@ -120,7 +121,7 @@ class Transaction:
         row = await cursor.fetchone()
         assert row is not None
         self.outgoing.append((int(row["id"]), envelope))
-        self.types.add(type)
+        self.changes.append((type, data))
 
 
 @asynccontextmanager
@@ -135,12 +136,12 @@ async def transaction(emitter: str) -> AsyncIterator[Transaction]:
     async with connection() as conn, conn.transaction():
         work = Transaction(conn, events.source_of(emitter), uuid.uuid4().hex if sink else None)
         yield work
+        stale = await staleness.resolve(conn, work.changes)
     delivery = None
     if work.outgoing and work.token is not None and sink is not None:
         delivery = _courier.spawn(_deliver(work.token, work.outgoing, sink))
-    lists = work.stale_lists or bool(work.types & views.LIST_CHANGES)
-    if work.stale or lists:
-        await views.drop(work.stale, lists=lists)
+    if stale:
+        await staleness.drop(stale)
     if delivery is not None and settings.event_send_wait > 0:
         await asyncio.wait([delivery], timeout=settings.event_send_wait)
 

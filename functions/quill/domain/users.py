@@ -10,12 +10,10 @@ a test keeps the two equal.
 
 from __future__ import annotations
 
-import functools
 import unicodedata
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
 import psycopg.errors
 
 from quill import events
@@ -23,7 +21,6 @@ from quill.auth import sessions
 from quill.auth.passwords import hash_password, verify_password
 from quill.db import Connection, reading
 from quill.domain import fields as f
-from quill.domain import views
 from quill.domain.outbox import transaction
 from quill.domain.values import User
 from quill.errors import ConflictError, UnauthenticatedError
@@ -33,20 +30,18 @@ __all__ = [
     "UserChanges",
     "authenticate",
     "canonical_email",
-    "current",
     "get",
+    "id_of",
     "parse_changes",
     "parse_registration",
     "register",
     "update",
 ]
 
-_COLUMNS = "id, username, email, bio, image"
-
-_INSERT = f"""
+_INSERT = """
 INSERT INTO users (username, email, password_hash)
 VALUES (%(username)s, %(email)s, %(password_hash)s)
-RETURNING {_COLUMNS}
+RETURNING id, username, email, bio, image
 """
 
 _TAKEN = """
@@ -56,10 +51,10 @@ WHERE (lower(username) = lower(%(username)s) OR email = %(email)s)
   AND id IS DISTINCT FROM %(user_id)s
 """
 
-_BY_EMAIL = f"SELECT {_COLUMNS}, password_hash FROM users WHERE email = %s"
-_BY_ID = f"SELECT {_COLUMNS} FROM users WHERE id = %s"
+_BY_EMAIL = "SELECT id, username, email, bio, image, password_hash FROM users WHERE email = %s"
+_BY_ID = "SELECT id, username, email, bio, image FROM users WHERE id = %s"
 
-_UPDATE = f"""
+_UPDATE = """
 UPDATE users SET
     username = coalesce(%(username)s, username),
     email = coalesce(%(email)s, email),
@@ -68,7 +63,7 @@ UPDATE users SET
     image = CASE WHEN %(set_image)s THEN %(image)s ELSE image END,
     updated_at = date_trunc('milliseconds', clock_timestamp())
 WHERE id = %(user_id)s
-RETURNING {_COLUMNS}
+RETURNING id, username, email, bio, image
 """
 
 
@@ -192,20 +187,14 @@ async def get(user_id: int) -> User | None:
     return _user(row) if row else None
 
 
-async def current(user_id: int) -> User | None:
-    """The caller's own record (``GET /api/user``), from memory after the first read:
-    ``update`` drops it, so the next read after a change shows the change."""
-    data = orjson.loads(await views.user_view(user_id, functools.partial(_encoded, user_id)))
-    return User(**data) if data else None
-
-
-async def _encoded(user_id: int) -> bytes:
-    user = await get(user_id)
-    return orjson.dumps(asdict(user) if user else None)
+async def id_of(conn: Connection, username: str) -> int | None:
+    """The id of ``username``, inside the caller's transaction (the importer's author)."""
+    row = await (await conn.execute("SELECT id FROM users WHERE username = %s", (username,))).fetchone()
+    return int(row["id"]) if row else None
 
 
 async def update(user: User, changes: UserChanges, session_id: str) -> User:
-    """Apply ``changes``; cached profiles and articles that show the old profile are dropped.
+    """Apply ``changes``; the views that show the old profile are dropped after commit (``reads.stale``).
 
     A new password ends every session but the caller's (``session_id``).
     """
@@ -233,8 +222,6 @@ async def update(user: User, changes: UserChanges, session_id: str) -> User:
             assert row is not None
             updated = _user(row)
             revoked = await sessions.revoke_others(tx.conn, user.id, session_id) if password_hash else []
-            tx.stale |= await views.author_views(tx.conn, updated.id, user.username, updated.username)
-            tx.stale.add(views.user_key(updated.id))
             await tx.emit(
                 events.USER_UPDATED,
                 updated.id,

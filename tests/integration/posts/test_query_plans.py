@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from quill.domain import articles
+from quill.domain import pages
 from quill.settings import Settings
 
 SEED = """
@@ -72,7 +72,7 @@ EVERY_FILTER = [_params(tag="tag7"), _params(author="seed9"), _params(favorited=
 
 @pytest.mark.parametrize("params", SELECTIVE, ids=SELECTIVE_IDS)
 def test_a_selective_page_never_scans_the_articles_table(seeded: Settings, params: dict[str, Any]) -> None:
-    page, count = articles.page_sql(params)
+    page, count = pages.page_sql(params)
     for query in (page, count):
         plan = _plan(seeded, query, params)
         assert "Seq Scan on articles" not in plan, plan
@@ -82,7 +82,7 @@ def test_a_selective_page_never_scans_the_articles_table(seeded: Settings, param
 
 @pytest.mark.parametrize("params", EVERY_FILTER, ids=["tag", "author", "favorited", "feed"])
 def test_every_filter_is_planned_as_a_join_not_a_per_row_subplan(seeded: Settings, params: dict[str, Any]) -> None:
-    for query in articles.page_sql(params):
+    for query in pages.page_sql(params):
         plan = _plan(seeded, query, params)
         assert "hashed SubPlan" not in plan, plan
 
@@ -92,11 +92,11 @@ def test_a_search_walks_only_the_newest_documents_then_the_index(seeded: Setting
     """The first try is bounded to the newest documents whatever the planner guesses of the
     word; the second (a word too rare for the first) is fenced from an unbounded id walk."""
     params = _params(q=words, viewer=None)
-    for query in articles.page_sql(params):
+    for query in pages.page_sql(params):
         plan = _plan(seeded, query, params)
         assert "Seq Scan" not in plan, plan
         assert "Index Cond: (article_id >" in plan, plan
-    for query in articles.page_sql(params, everything=True):
+    for query in pages.page_sql(params, everything=True):
         plan = _plan(seeded, query, params)
         assert "Seq Scan on articles" not in plan, plan
         assert "Scan Backward using search_documents_pkey on search_documents sd" not in plan, plan

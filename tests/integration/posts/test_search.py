@@ -9,34 +9,37 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from quill.domain.articles import SEARCH_SPAN, SEARCH_WINDOW
+from quill.domain.pages import SEARCH_SPAN, SEARCH_WINDOW
 from quill.domain.search import DOCUMENT
 from quill.settings import Settings
 from tests.conftest import Api
 
 ARTICLES = SEARCH_SPAN + 5_000
 
-SEED = f"""
+SEED = sql.SQL("""
 INSERT INTO users (username, email, password_hash)
 SELECT 'writer' || n, 'writer' || n || '@example.com', 'x' FROM generate_series(1, 50) AS n;
 INSERT INTO articles (slug, author_id, title, description, body, tag_list, created_at, updated_at)
 SELECT 'seeded-' || n, 1 + n % 50, 'Common title ' || n, 'plain',
        CASE WHEN n = 10 THEN 'an aardvark lives here' WHEN n % 100 = 0 THEN 'ember glow' ELSE 'body' END,
        ARRAY['t' || (n % 3)], moment, moment
-FROM generate_series(1, {ARTICLES}) AS n, LATERAL (SELECT now() - ({ARTICLES} - n) * interval '1 second') AS m (moment);
+FROM generate_series(1, {articles}) AS n, LATERAL (SELECT now() - ({articles} - n) * interval '1 second') AS m (moment);
 UPDATE articles SET title = 'A lantern' WHERE slug = 'seeded-20';
-UPDATE articles SET body = 'a lantern in the body' WHERE slug = 'seeded-{ARTICLES - 1}';
+UPDATE articles SET body = 'a lantern in the body' WHERE slug = {next_to_last};
 INSERT INTO article_tags (article_id, tag, created_at) SELECT id, tag_list[1], created_at FROM articles;
-INSERT INTO search_documents (article_id, document) SELECT a.id, {DOCUMENT} FROM articles a;
+INSERT INTO search_documents (article_id, document) SELECT a.id, {document} FROM articles a;
 ANALYZE;
-"""
+""").format(
+    articles=sql.Literal(ARTICLES), next_to_last=sql.Literal(f"seeded-{ARTICLES - 1}"), document=sql.SQL(DOCUMENT)
+)
 
 
 @pytest.fixture
 async def seeded(api: Api, settings: Settings) -> Api:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(SEED.encode())
+        conn.execute(SEED)
     return api
 
 
