@@ -1,9 +1,9 @@
 """Articles, their tags and favorites. Owns ``articles``, ``article_tags`` and ``favorites``.
 
 The writes (create, import, update, delete, favorite) and the reads' queries, returning
-values. Input is parsed by ``article_input``; a list page's SQL is composed by ``pages``
-(``page_sql`` is re-exported here for the benchmark); slugs are made by ``slugs``; what
-is cached, and when it is dropped, is the read side's (``quill.reads``).
+values. Input is parsed by ``article_input``; a list page's SQL is composed by ``pages``;
+slugs are made by ``slugs``; what is cached, and when it is dropped, is the read side's
+(``quill.reads``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from quill.domain import fields as f
 from quill.domain import slugs
 from quill.domain.article_input import ArticleChanges, ArticleQuery, NewArticle, parse_changes
 from quill.domain.outbox import Transaction, transaction
-from quill.domain.pages import VIEWER_FLAGS, fetch_page, page_sql
+from quill.domain.pages import VIEWER_FLAGS, fetch_page
 from quill.domain.values import Article, Profile
 from quill.errors import ForbiddenError, NotFoundError, QuillError
 from quill.wire import timestamp as wire_time
@@ -38,7 +38,6 @@ __all__ = [
     "marks",
     "one",
     "page_marks",
-    "page_sql",
     "read_changes",
     "tags",
     "unfavorite",

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from quill.domain.articles import page_sql
+from quill.domain.pages import page_sql
 from quill_tools.bench.harness import migrated_scratch, start_quill
 from quill_tools.bench.loadgen import Plan, Request, client_name, measure
 from quill_tools.bench.seed import FOLLOWS_PER_USER, grow, tag, word

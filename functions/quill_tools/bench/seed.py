@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from psycopg import sql
 
 from quill.auth.passwords import hash_password
 from quill.domain.search import DOCUMENT
@@ -68,20 +69,20 @@ _TAGS_OF = (
     "INSERT INTO article_tags (article_id, tag, created_at)"
     " SELECT id, unnest(tag_list), created_at FROM articles WHERE id > %(after)s"
 )
-_DOCUMENTS = (
-    "INSERT INTO search_documents (article_id, document) SELECT a.id, "
-    + DOCUMENT
-    + " FROM articles a WHERE a.id > %(after)s"
-)
+_DOCUMENTS = sql.SQL(
+    "INSERT INTO search_documents (article_id, document) SELECT a.id, {document} FROM articles a WHERE a.id > %(after)s"
+).format(document=sql.SQL(DOCUMENT))  # DOCUMENT: a constant of quill.domain.search
 
 
 def _seeded(conn: psycopg.Connection[tuple[int]], table: str, column: str, prefix: str) -> int:
-    row = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} LIKE %s".encode(), (prefix + "%",)).fetchone()
+    where = sql.SQL("SELECT count(*) FROM {} WHERE {} LIKE %s")
+    statement = where.format(sql.Identifier(table), sql.Identifier(column))
+    row = conn.execute(statement, (prefix + "%",)).fetchone()
     return int(row[0]) if row else 0
 
 
 def _max_id(conn: psycopg.Connection[tuple[int]], table: str) -> int:
-    row = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}".encode()).fetchone()
+    row = conn.execute(sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(table))).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -105,8 +106,10 @@ def grow(database_url: str, articles: int, *, seed: int = 42) -> dict[str, float
 
         authors = [row[0] for row in conn.execute("SELECT id FROM users WHERE username LIKE 'u%'")]
         started = time.perf_counter()
-        columns = "slug, author_id, title, description, body, tag_list, favorites_count, created_at, updated_at"
-        with conn.cursor().copy(f"COPY articles ({columns}) FROM STDIN".encode()) as copy:
+        with conn.cursor().copy(
+            "COPY articles (slug, author_id, title, description, body, tag_list, favorites_count,"
+            " created_at, updated_at) FROM STDIN"
+        ) as copy:
             for number in range(have_articles, articles):
                 created = now - timedelta(seconds=rng.randrange(5 * 365 * 86400))
                 tags = sorted(set(rng.choices(_TAGS, cum_weights=_TAG_WEIGHTS, k=rng.randint(1, 3))))
@@ -133,7 +136,7 @@ def grow(database_url: str, articles: int, *, seed: int = 42) -> dict[str, float
         ):
             started = time.perf_counter()
             after = users_after if step == "follows_s" else articles_after
-            conn.execute(statement.encode(), {"after": after, "follows": FOLLOWS_PER_USER})
+            conn.execute(statement, {"after": after, "follows": FOLLOWS_PER_USER})
             timings[step] = time.perf_counter() - started
         started = time.perf_counter()
         conn.execute("VACUUM (ANALYZE) articles, article_tags, favorites, follows, search_documents, users")
