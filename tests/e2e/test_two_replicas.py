@@ -67,6 +67,16 @@ def test_a_write_on_one_replica_shows_on_the_other(start_quill: Any, machine_env
             lags.append(soon(lambda: listed()[0], f"New {round_}"))
             one.put("/api/user", json={"user": {"bio": f"bio {round_}"}}, headers=auth)
             lags.append(soon(bio, f"bio {round_}"))
+
+        def favorited() -> bool:  # signed in: the flags come from the reader's copy of alice's marks
+            return bool(other.get(f"/api/articles/{slug}", headers=auth).json()["article"]["favorited"])
+
+        for _ in range(2):
+            assert favorited() is False
+        assert one.post(f"/api/articles/{slug}/favorite", headers=auth).status_code == 200
+        lags.append(soon(favorited, True))
+        assert one.delete(f"/api/articles/{slug}/favorite", headers=auth).status_code == 200
+        lags.append(soon(favorited, False))
         assert max(lags) < 2.0
 
         # A signed-in read on the reader makes it remember the session as live;

@@ -2,7 +2,8 @@
 
 - An article: its viewer-independent view in Redis (``article:<slug>``) and memory; an
   anonymous reader gets the rendering kept beside that very view, a signed-in reader the
-  view plus flags read from PostgreSQL, so a favorite or follow shows at once.
+  view with the flags of their marks (as on a list page), so a favorite or follow shows
+  at once.
 - An anonymous list page: rendered once per change per process, kept in memory under
   its filters and under the query string it was asked with (found again without parsing
   or validation: it passed both when it was kept).
@@ -60,13 +61,38 @@ def _article_json(value: Article) -> bytes:
 
 async def article(slug: str, viewer_id: int | None) -> bytes:
     """The article as ``viewer_id`` reads it. The most frequent read, an anonymous one of
-    a cached view, skips building the article and encoding it again."""
+    a cached view, skips building the article and encoding it again; a signed-in one of a
+    cached view takes its flags from the viewer's marks, as a list page does."""
     store.start()
     name = keys.article_key(slug)
     view = await store.load_view(name)
-    if view is None or viewer_id is not None:
+    if view is None:
         return _article_json(await _article(slug, viewer_id, name, view))
-    return store.rendered(name, view, lambda: _article_json(_as_anonymous(view)))
+    if viewer_id is None:
+        return store.rendered(name, view, lambda: _article_json(_as_anonymous(view)))
+    return await _flag_article(slug, name, view, viewer_id)
+
+
+async def _flag_article(slug: str, name: str, view: dict[str, Any], viewer_id: int) -> bytes:
+    """A cached ``view`` with ``viewer_id``'s flags from their marks, kept while the view and
+    the marks are the very objects this process holds (a change to either renders again).
+    A viewer with too many marks to keep has the flags read from PostgreSQL."""
+    marks = await _marks(viewer_id)
+    if marks == b"null":
+        return _article_json(await _article(slug, viewer_id, name, view))
+    held_name = keys.viewer_article_key(viewer_id, slug)
+    held = store.recall(held_name)
+    if isinstance(held, tuple) and held[0] is view and held[1] is marks:
+        return cast(bytes, held[2])
+    epoch = store.near.epoch
+    mine = orjson.loads(marks)
+    row = _from_view(view)
+    shown = articles.from_row(
+        row, favorited=row["slug"] in mine["favorited"], following=row["username"] in mine["following"]
+    )
+    body = _article_json(shown)
+    store.near.put(held_name, (view, marks, body), epoch, len(body))
+    return body
 
 
 async def find_article(slug: str, viewer_id: int | None) -> Article:

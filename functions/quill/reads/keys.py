@@ -6,7 +6,7 @@
 - ``user:<id>``: the signed-in user's own record, in memory only;
 - ``list:...``: everything kept in memory that a list page shows: the anonymous pages
   (by their filters and by the query string they were asked with), and each viewer's
-  marks (favorites and follows), pages and feed pages. One prefix, so that a write that
+  marks (favorites and follows), pages, feed pages and articles. One prefix, so that a write that
   changes what a page shows drops them all at once.
 """
 
@@ -22,6 +22,7 @@ __all__ = [
     "profile_key",
     "session_key",
     "user_key",
+    "viewer_article_key",
     "viewer_feed_key",
     "viewer_key",
     "viewer_page_key",
@@ -69,3 +70,8 @@ def viewer_page_key(user_id: int, query_string: bytes) -> str:
 
 def viewer_feed_key(user_id: int, limit: int, offset: int) -> str:
     return viewer_key(user_id) + f"feed?{limit}&{offset}"
+
+
+def viewer_article_key(user_id: int, slug: str) -> str:
+    """An article as this viewer reads it (kept with the view and the marks it was made from)."""
+    return viewer_key(user_id) + "article:" + slug
