@@ -71,10 +71,11 @@ def key(*parts: str | int) -> str:
     return get_settings().redis_prefix + ":".join(map(str, parts))
 
 
-def report_outage(operation: str, exc: BaseException) -> None:
-    """Count and log a Redis call that failed and was answered by a fallback."""
-    DEPENDENCY_ERRORS.labels("redis", operation).inc()
-    _log.warning("redis_unavailable", operation=operation, error=type(exc).__name__)
+def report_outage(operation: str, exc: BaseException, count: int = 1) -> None:
+    """Count and log Redis calls that failed and were answered by a fallback (``count``
+    of them when one Redis write carried several callers' changes)."""
+    DEPENDENCY_ERRORS.labels("redis", operation).inc(count)
+    _log.warning("redis_unavailable", operation=operation, error=type(exc).__name__, calls=count)
 
 
 async def ping() -> bool:

@@ -25,6 +25,7 @@ import contextvars
 import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -296,18 +297,73 @@ async def invalidate(
     """Overwrite ``names`` in Redis with ``marker`` for ``seconds`` (a tombstone unless the
     caller's keys have a marker of their own) and drop every process's copies of them, and
     of every in-memory value whose name starts with one of ``prefixes``. An outage is
-    reported under ``operation`` and let pass: what Redis still holds expires with its TTL."""
+    reported under ``operation`` and let pass: what Redis still holds expires with its TTL.
+
+    Returns once Redis has the change (read-your-writes on every replica). Calls made while
+    another is being written join the next write: under load, one pipeline and one message
+    for many writes, so neither this process nor any listener pays a round trip for each."""
     names, prefixes = sorted(set(names)), sorted(set(prefixes))
     if not names and not prefixes:
         return
     near.drop(names, prefixes)
-    try:
-        client = await get_redis()
-        async with client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.set(name, marker, ex=seconds)
-            announce(pipe, names, prefixes)
-            await pipe.execute()
-        near.drop(names, prefixes)
-    except failures() as exc:
-        report_outage(operation, exc)
+    await _batches.join((marker, seconds, operation), names, prefixes)
+    near.drop(names, prefixes)
+
+
+@dataclass
+class _Batch:
+    done: asyncio.Future[None]
+    names: set[str] = field(default_factory=set)
+    prefixes: set[str] = field(default_factory=set)
+    calls: int = 0
+
+
+class _Batches:
+    """Invalidations waiting for the next Redis write, by (marker, seconds, operation); one
+    writer task per kind drains them while there are any (as ``outbox``'s marks are)."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[tuple[bytes, int, str], _Batch] = {}
+        self.writers: dict[tuple[bytes, int, str], asyncio.Task[None]] = {}
+
+    async def join(self, kind: tuple[bytes, int, str], names: list[str], prefixes: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        batch = self.waiting.get(kind)
+        if batch is None or batch.done.get_loop() is not loop:  # a new loop: tests, a CLI run after another
+            batch = self.waiting[kind] = _Batch(loop.create_future())
+        batch.names.update(names)
+        batch.prefixes.update(prefixes)
+        batch.calls += 1
+        writer = self.writers.get(kind)
+        if writer is None or writer.done() or writer.get_loop() is not loop:
+            # A context of its own: not the log fields of the request that started it.
+            self.writers[kind] = loop.create_task(self._write(kind), context=contextvars.Context())
+        await asyncio.shield(batch.done)
+
+    async def _write(self, kind: tuple[bytes, int, str]) -> None:
+        marker, seconds, operation = kind
+        while (batch := self.waiting.pop(kind, None)) is not None:
+            try:
+                client = await get_redis()
+                async with client.pipeline(transaction=False) as pipe:
+                    for name in sorted(batch.names):
+                        pipe.set(name, marker, ex=seconds)
+                    announce(pipe, sorted(batch.names), sorted(batch.prefixes))
+                    await pipe.execute()
+            except failures() as exc:
+                report_outage(operation, exc, batch.calls)  # each caller's change was missed
+            except BaseException as exc:  # cancelled (shutdown) or a bug: never leave a write hanging
+                unwritten = [batch.done]
+                if (later := self.waiting.pop(kind, None)) is not None:
+                    unwritten.append(later.done)
+                for waiting in (w for w in unwritten if not w.done()):
+                    if isinstance(exc, asyncio.CancelledError):
+                        waiting.cancel()
+                    else:
+                        waiting.set_exception(exc)
+                raise
+            if not batch.done.done():
+                batch.done.set_result(None)
+
+
+_batches = _Batches()
