@@ -77,6 +77,19 @@ def test_a_write_on_one_replica_shows_on_the_other(start_quill: Any, machine_env
         lags.append(soon(favorited, True))
         assert one.delete(f"/api/articles/{slug}/favorite", headers=auth).status_code == 200
         lags.append(soon(favorited, False))
+
+        bob = {"user": {"username": "bob", "email": "bob@example.com", "password": "correct horse battery"}}
+        bob_auth = {"Authorization": f"Token {one.post('/api/users', json=bob).json()['user']['token']}"}
+
+        def following() -> bool:  # bob's marks, as the reader holds them
+            return bool(other.get("/api/profiles/alice", headers=bob_auth).json()["profile"]["following"])
+
+        for _ in range(2):
+            assert following() is False
+        assert one.post("/api/profiles/alice/follow", headers=bob_auth).status_code == 200
+        lags.append(soon(following, True))
+        assert one.delete("/api/profiles/alice/follow", headers=bob_auth).status_code == 200
+        lags.append(soon(following, False))
         assert max(lags) < 2.0
 
         # A signed-in read on the reader makes it remember the session as live;

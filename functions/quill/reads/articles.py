@@ -31,7 +31,7 @@ from quill.domain.values import Article
 from quill.errors import NotFoundError
 from quill.reads import keys, store
 
-__all__ = ["MAX_MARKS", "article", "article_list", "feed", "find_article"]
+__all__ = ["MAX_MARKS", "article", "article_list", "feed", "find_article", "follows"]
 
 # Everything a viewer favorited and follows is kept in memory up to this many of each.
 MAX_MARKS = 1000
@@ -184,6 +184,16 @@ async def feed(viewer_id: int, limit: int, offset: int) -> bytes:
     body = await render()
     store.near.put(name, (marks, body), epoch, len(body))
     return body
+
+
+async def follows(viewer_id: int, username: str) -> bool | None:
+    """Whether the viewer follows ``username``, from their marks in memory (a signed-in
+    profile read); ``None`` for a viewer with too many marks to keep: ask PostgreSQL."""
+    marks = await _marks(viewer_id)
+    if marks == b"null":
+        return None
+    following: list[str] = orjson.loads(marks)["following"]
+    return username in following
 
 
 async def _marks(viewer_id: int) -> bytes:
