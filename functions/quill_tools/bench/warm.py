@@ -70,18 +70,22 @@ def plan(route: str, accounts: list[dict[str, str]]) -> Plan:
     def each(build: Callable[[dict[str, str]], Request]) -> Plan:
         return Plan(tuple(build(account) for account in accounts))
 
+    def each_other(build: Callable[[dict[str, str], dict[str, str]], Request]) -> Plan:
+        """Each account reading the next one's: a frontend's reader is rarely the author."""
+        return Plan(tuple(build(me, other) for me, other in zip(accounts, [*accounts[1:], accounts[0]], strict=True)))
+
     if route == "floor":
         return Plan((Request("GET", "/"),))
     if route == "article":
         return each(lambda a: Request("GET", f"/api/articles/{a['slug']}"))
     if route == "article_signed_in":
-        return each(lambda a: Request("GET", f"/api/articles/{a['slug']}", auth(a)))
+        return each_other(lambda me, other: Request("GET", f"/api/articles/{other['slug']}", auth(me)))
     if route == "user":
         return each(lambda a: Request("GET", "/api/user", auth(a)))
     if route == "profile_anonymous":
         return each(lambda a: Request("GET", f"/api/profiles/{a['username']}"))
     if route == "profile_signed_in":
-        return each(lambda a: Request("GET", f"/api/profiles/{a['username']}", auth(a)))
+        return each_other(lambda me, other: Request("GET", f"/api/profiles/{other['username']}", auth(me)))
     if route == "list":
         return Plan((Request("GET", "/api/articles?limit=20"),))
     if route == "list_signed_in":
