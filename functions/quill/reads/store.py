@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -91,14 +92,23 @@ def start() -> None:
     _listener = loop.create_task(_hear(channel), context=contextvars.Context()) if settings.near_cache_size else None
 
 
+# Marks this process's own messages: it dropped its copies before and after sending them,
+# so hearing them again would only drop what it has rebuilt since (read-your-writes holds
+# without it: ``NearCache.drop`` moves the epoch, so no read from before can put back).
+_ORIGIN = f"{random.getrandbits(64):016x}"
+
+
 def _drops(data: bytes) -> tuple[list[str], list[str]]:
-    """The names and prefixes a message drops; one this version cannot read drops everything."""
+    """The names and prefixes a message drops: none for this process's own; everything for
+    one this version cannot read."""
     try:
         message = orjson.loads(data)
     except orjson.JSONDecodeError:
         return [], [""]
     if not isinstance(message, dict):
         return [], [""]
+    if message.get("origin") == _ORIGIN:
+        return [], []
     names, prefixes = message.get("names", []), message.get("prefixes", [])
     if all(isinstance(part, list) and all(isinstance(item, str) for item in part) for part in (names, prefixes)):
         return names, prefixes
@@ -146,7 +156,9 @@ async def _hear(channel: str) -> None:
                         near.reset(on=True)
                         pause = 0.1
                     elif message["type"] == "message":
-                        near.drop(*_drops(message["data"]))
+                        names, prefixes = _drops(message["data"])
+                        if names or prefixes:
+                            near.drop(names, prefixes)
                 if now - pinged >= _HEARTBEAT_SECONDS:
                     await pubsub.ping()
                     pinged = now
@@ -172,7 +184,7 @@ def announce(pipe: redis.client.Pipeline, names: Sequence[str], prefixes: Sequen
     and of every name starting with one of ``prefixes``. The caller drops this process's
     own before the pipeline runs and again after it: a read that fetched the old value
     from Redis in between must not stay in memory."""
-    pipe.publish(_channel(), orjson.dumps({"names": list(names), "prefixes": list(prefixes)}))
+    pipe.publish(_channel(), orjson.dumps({"names": list(names), "prefixes": list(prefixes), "origin": _ORIGIN}))
 
 
 async def load_view(name: str) -> dict[str, Any] | None:
