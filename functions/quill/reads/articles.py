@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -81,9 +81,8 @@ async def _flag_article(slug: str, name: str, view: dict[str, Any], viewer_id: i
     if marks == b"null":
         return _article_json(await _article(slug, viewer_id, name, view))
     held_name = keys.viewer_article_key(viewer_id, slug)
-    held = store.recall(held_name)
-    if isinstance(held, tuple) and held[0] is view and held[1] is marks:
-        return cast(bytes, held[2])
+    if (body := store.held(held_name, view, marks)) is not None:
+        return body
     epoch = store.near.epoch
     mine = orjson.loads(marks)
     row = _from_view(view)
@@ -91,7 +90,7 @@ async def _flag_article(slug: str, name: str, view: dict[str, Any], viewer_id: i
         row, favorited=row["slug"] in mine["favorited"], following=row["username"] in mine["following"]
     )
     body = _article_json(shown)
-    store.near.put(held_name, (view, marks, body), epoch, len(body))
+    store.keep(held_name, body, view, marks, epoch=epoch)
     return body
 
 
@@ -155,11 +154,11 @@ async def _flag_page(page: bytes, viewer_id: int, query_string: bytes) -> bytes:
     if marks == b"null":
         return _flagged(page, await _page_marks(viewer_id, orjson.loads(page)["articles"]))
     name = keys.viewer_page_key(viewer_id, query_string)
-    held = store.recall(name)
-    if isinstance(held, tuple) and held[0] is page and held[1] is marks:
-        return cast(bytes, held[2])
+    if (body := store.held(name, page, marks)) is not None:
+        return body
+    epoch = store.near.epoch
     body = _flagged(page, orjson.loads(marks))
-    store.near.put(name, (page, marks, body), store.near.epoch, len(body))
+    store.keep(name, body, page, marks, epoch=epoch)
     return body
 
 
@@ -177,12 +176,11 @@ async def feed(viewer_id: int, limit: int, offset: int) -> bytes:
     if marks == b"null":
         return await render()
     name = keys.viewer_feed_key(viewer_id, limit, offset)
-    held = store.recall(name)
-    if isinstance(held, tuple) and held[0] is marks:
-        return cast(bytes, held[1])
+    if (body := store.held(name, marks)) is not None:
+        return body
     epoch = store.near.epoch
     body = await render()
-    store.near.put(name, (marks, body), epoch, len(body))
+    store.keep(name, body, marks, epoch=epoch)
     return body
 
 

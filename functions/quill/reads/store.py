@@ -42,7 +42,9 @@ __all__ = [
     "aclose",
     "announce",
     "flag",
+    "held",
     "invalidate",
+    "keep",
     "load_view",
     "near",
     "recall",
@@ -205,6 +207,22 @@ async def load_view(name: str) -> dict[str, Any] | None:
     view: dict[str, Any] = orjson.loads(raw)
     near.put(name, view, epoch, len(raw))
     return view
+
+
+def held(name: str, *sources: object) -> bytes | None:
+    """The body this process keeps under ``name`` (``keep``) if it was made from these
+    very ``sources`` objects; a new view, page or set of marks (after a write) misses."""
+    value = recall(name)
+    if not isinstance(value, tuple) or len(value) != len(sources) + 1:
+        return None
+    if all(kept is source for kept, source in zip(value, sources, strict=False)):
+        return cast(bytes, value[-1])
+    return None
+
+
+def keep(name: str, body: bytes, *sources: object, epoch: int) -> None:
+    """Keep ``body``, made from ``sources``, for ``held``; ``epoch`` as read before making it."""
+    near.put(name, (*sources, body), epoch, len(body))
 
 
 def rendered(name: str, view: object, render: Callable[[], bytes]) -> bytes:
