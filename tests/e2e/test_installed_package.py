@@ -52,7 +52,9 @@ def test_a_plain_pip_install_runs_quill_dev(tmp_path: Path) -> None:
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [str(quill), "dev", "--port", str(port)],
-            env={"PATH": str(quill.parent) + ":/usr/bin:/bin", "HOME": str(tmp_path)},  # no DATABASE_URL, REDIS_URL
+            # No DATABASE_URL or REDIS_URL. The sbin folders: the embedded PostgreSQL, run as
+            # root, adds a user of its own with useradd on a machine that has none yet.
+            env={"PATH": str(quill.parent) + ":/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path)},
             cwd=tmp_path,
             stdout=sink,
             stderr=subprocess.STDOUT,
