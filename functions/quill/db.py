@@ -22,7 +22,7 @@ from quill.errors import UnavailableError
 from quill.lazy import Lazy
 from quill.settings import get_settings
 
-__all__ = ["Connection", "aclose", "connection", "get_pool", "ping", "reading"]
+__all__ = ["Connection", "aclose", "autocommit", "connection", "get_pool", "ping", "reading"]
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -31,11 +31,10 @@ Connection = psycopg.AsyncConnection[dict[str, Any]]
 # one costs a round trip per request. After a failover the few that slip through fail
 # once (503) and the pool drops them.
 _CHECK_AFTER_IDLE = 2.0
+# Set as ``connection()`` hands a connection back. Not the pool's ``reset`` callback: with
+# one, psycopg_pool returns every connection through a maintenance task, a hop that left
+# requests queueing for connections that were already free.
 _returned: WeakKeyDictionary[Connection, float] = WeakKeyDictionary()
-
-
-async def _mark_returned(conn: Connection) -> None:
-    _returned[conn] = time.monotonic()
 
 
 async def _check_if_idle(conn: Connection) -> None:
@@ -54,15 +53,15 @@ async def _open() -> AsyncConnectionPool[Connection]:
         max_lifetime=1800,
         open=False,
         check=_check_if_idle,
-        reset=_mark_returned,
         kwargs={
             "row_factory": dict_row,
             "connect_timeout": 3,
-            # Custom plans for every execution: the list query's optional filters make
-            # a generic plan a poor fit, and planning costs little next to a bad plan.
-            "options": (
-                f"-c statement_timeout={settings.db_statement_timeout_ms} -c plan_cache_mode=force_custom_plan"
-            ),
+            # Prepared statements keep their plans (PostgreSQL's default): a write is
+            # planned once per connection, not on every execution (planning was about
+            # half of PostgreSQL's time in a create). The list and search pages, whose
+            # best plan depends on the values (a rare tag, a common one), are never
+            # prepared: ``pages`` plans each with its own values.
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
             "application_name": f"quill-{settings.function}",
         },
         name=f"quill-{settings.function}",
@@ -87,15 +86,19 @@ async def connection() -> AsyncIterator[Connection]:
     pool = await get_pool()
     try:
         async with pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                _returned[conn] = time.monotonic()
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise UnavailableError("database") from exc
 
 
 @asynccontextmanager
-async def reading() -> AsyncIterator[Connection]:
-    """A pooled connection in autocommit, for reads: no BEGIN and COMMIT round trips around
-    them. Each statement sees its own snapshot; anything that writes uses ``connection()``."""
+async def autocommit() -> AsyncIterator[Connection]:
+    """A pooled connection in autocommit: each statement is its own transaction, with no
+    BEGIN and COMMIT round trips around it. For reads (each statement sees its own
+    snapshot) and for a write that is one statement; anything else uses ``connection()``."""
     async with connection() as conn:
         await conn.set_autocommit(True)
         try:
@@ -103,6 +106,9 @@ async def reading() -> AsyncIterator[Connection]:
         finally:
             if not conn.closed:
                 await conn.set_autocommit(False)  # the pool hands it out transactional again
+
+
+reading = autocommit  # the name the reads use
 
 
 # A probe must answer inside Kubernetes' default probe timeout (1 s): the pool gets a

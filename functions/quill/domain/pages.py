@@ -191,8 +191,10 @@ async def _run(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The page's rows, and the row that counts them (a search page carries its count)."""
     page, count = statements
-    rows = await (await conn.execute(page, params)).fetchall()
+    # prepare=False: planned with this page's values every time; a generic plan, cached
+    # for the statement, would fit a common tag and a rare one alike, and be wrong for one.
+    rows = await (await conn.execute(page, params, prepare=False)).fetchall()
     if rows and "total" in rows[0]:
         return rows, rows[0]
-    counted = await (await conn.execute(count, params)).fetchone()
+    counted = await (await conn.execute(count, params, prepare=False)).fetchone()
     return rows, counted or {"total": 0}
