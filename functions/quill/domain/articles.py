@@ -18,11 +18,10 @@ from quill.db import Connection, connection, reading
 from quill.domain import fields as f
 from quill.domain import slugs
 from quill.domain.article_input import ArticleChanges, ArticleQuery, NewArticle, parse_changes
-from quill.domain.outbox import Transaction, transaction
+from quill.domain.outbox import Transaction, stored_event, transaction, wire_time_sql
 from quill.domain.pages import VIEWER_FLAGS, fetch_page
 from quill.domain.values import Article, Profile
 from quill.errors import ForbiddenError, NotFoundError, QuillError
-from quill.wire import timestamp as wire_time
 
 __all__ = [
     "check_owner",
@@ -67,6 +66,18 @@ _WRITTEN = sql.SQL("""
     a.favorites_count, a.author_id, u.username, u.bio, u.image, u.username AS author_username,{flags}""").format(
     flags=VIEWER_FLAGS
 )
+# An article event's data, built by the statement that stores the event (``stored_event``)
+# from the row it wrote (``written``): the shape the schemas in eventing/ give.
+_ARTICLE_DATA = sql.SQL("""jsonb_build_object(
+    'id', written.id, 'slug', written.slug, 'title', written.title, 'description', written.description,
+    'tagList', to_jsonb(written.tag_list),
+    'author', jsonb_build_object('id', written.author_id, 'username', written.author_username),
+    'createdAt', {created}, 'updatedAt', {updated})""").format(
+    created=wire_time_sql("written.created_at"), updated=wire_time_sql("written.updated_at")
+)
+# A new article and its event, in one statement (so, under ``one_statement``, one round
+# trip); its article_tags rows follow by trigger (0008). A taken slug inserts nothing and
+# answers no row.
 _INSERT = (
     sql.SQL("""
 WITH a AS (
@@ -76,53 +87,95 @@ WITH a AS (
             coalesce(%(updated_at)s, %(created_at)s, date_trunc('milliseconds', clock_timestamp())))
     ON CONFLICT (slug) DO NOTHING
     RETURNING *
-)
-SELECT{written}FROM a JOIN users u ON u.id = a.author_id""")
-    .format(written=_WRITTEN)
+), written AS (
+    SELECT{written}FROM a JOIN users u ON u.id = a.author_id
+), event AS ({event})
+SELECT * FROM written LEFT JOIN event ON true""")
+    .format(written=_WRITTEN, event=stored_event("written", sql.SQL("written.id::text"), _ARTICLE_DATA))
     .as_string(None)
 )
-_INSERT_TAGS = (
-    "INSERT INTO article_tags (article_id, tag, created_at)"
-    " SELECT a.id, unnest(%s::text[]), a.created_at FROM articles a WHERE a.id = %s"
-)
-_DELETE_TAGS = "DELETE FROM article_tags WHERE article_id = %s"
+# The author's changes and the event, in one statement (article_tags follow by trigger).
+# ``owner_id`` tells a missing article (no row) from someone else's (no ``id``).
 _UPDATE = (
     sql.SQL("""
-UPDATE articles a SET
-    slug = %(slug)s,
-    title = coalesce(%(title)s, a.title),
-    description = coalesce(%(description)s, a.description),
-    body = coalesce(%(body)s, a.body),
-    tag_list = coalesce(%(tag_list)s, a.tag_list),
-    updated_at = greatest(date_trunc('milliseconds', clock_timestamp()), a.updated_at + interval '1 millisecond')
-FROM users u
-WHERE a.id = %(article_id)s AND u.id = a.author_id
-RETURNING{written}""")
-    .format(written=_WRITTEN)
-    .as_string(None)
-)
-# A favorite's answer, read in its own transaction (the count and flags as just changed).
-_READ_BACK = (
-    sql.SQL("SELECT{written}FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = %(article_id)s")
-    .format(written=_WRITTEN)
+WITH target AS (
+    SELECT id, author_id, slug FROM articles WHERE slug = %(current)s FOR UPDATE
+), changed AS (
+    UPDATE articles a SET
+        slug = %(slug)s,
+        title = coalesce(%(title)s, a.title),
+        description = coalesce(%(description)s, a.description),
+        body = coalesce(%(body)s, a.body),
+        tag_list = coalesce(%(tag_list)s, a.tag_list),
+        updated_at = greatest(date_trunc('milliseconds', clock_timestamp()), a.updated_at + interval '1 millisecond')
+    FROM target
+    WHERE a.id = target.id AND target.author_id = %(viewer)s
+    RETURNING a.*
+), written AS (
+    SELECT{written}FROM changed a JOIN users u ON u.id = a.author_id
+), event AS ({event})
+SELECT target.author_id AS owner_id, written.*, event.*
+FROM target LEFT JOIN written ON true LEFT JOIN event ON true""")
+    .format(
+        written=_WRITTEN,
+        event=stored_event(
+            "written",
+            sql.SQL("written.id::text"),
+            sql.SQL("{data} || jsonb_build_object('previousSlug', %(current)s::text)").format(data=_ARTICLE_DATA),
+        ),
+    )
     .as_string(None)
 )
 _DELETE = "DELETE FROM articles WHERE id = %s RETURNING id, slug, author_id"
-_FAVORITE = """
-WITH added AS (
-    INSERT INTO favorites (user_id, article_id) VALUES (%(viewer)s, %(article_id)s)
-    ON CONFLICT DO NOTHING RETURNING article_id
-)
-UPDATE articles SET favorites_count = favorites_count + 1 WHERE id IN (SELECT article_id FROM added)
-RETURNING favorites_count, (SELECT username FROM users WHERE id = %(viewer)s) AS username
+# A favorite added or removed, the count moved, and the event, in one statement; the
+# answer is the article as the viewer now reads it. No event when nothing changed.
+_FAVOR = """
+WITH target AS (
+    SELECT id FROM articles WHERE slug = %(slug)s FOR KEY SHARE
+), marked AS ({mark}
+), counted AS (
+    UPDATE articles SET favorites_count = favorites_count + {step} WHERE id IN (SELECT article_id FROM marked)
+    RETURNING id, slug, favorites_count
+), event AS ({event})
+SELECT a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
+       coalesce(counted.favorites_count, a.favorites_count) AS favorites_count, a.author_id,
+       u.username, u.bio, u.image, {favorited} AS favorited,
+       EXISTS (SELECT 1 FROM follows fo WHERE fo.followee_id = a.author_id AND fo.follower_id = %(viewer)s)
+           AS following,
+       event.*
+FROM target JOIN articles a ON a.id = target.id JOIN users u ON u.id = a.author_id
+LEFT JOIN counted ON true LEFT JOIN event ON true
 """
-_UNFAVORITE = """
-WITH removed AS (
-    DELETE FROM favorites WHERE user_id = %(viewer)s AND article_id = %(article_id)s RETURNING article_id
+_FAVOR_DATA = sql.SQL("""jsonb_build_object(
+    'article', jsonb_build_object('id', counted.id, 'slug', counted.slug),
+    'user', jsonb_build_object(
+        'id', %(viewer)s::bigint, 'username', (SELECT username FROM users WHERE id = %(viewer)s)),
+    'favoritesCount', counted.favorites_count)""")
+_FAVOR_EVENT = stored_event("counted", sql.SQL("counted.id::text"), _FAVOR_DATA)
+_FAVORITE = (
+    sql.SQL(_FAVOR)
+    .format(
+        mark=sql.SQL("""
+    INSERT INTO favorites (user_id, article_id) SELECT %(viewer)s, id FROM target
+    ON CONFLICT DO NOTHING RETURNING article_id"""),
+        step=sql.SQL("1"),
+        event=_FAVOR_EVENT,
+        favorited=sql.SQL("true"),
+    )
+    .as_string(None)
 )
-UPDATE articles SET favorites_count = favorites_count - 1 WHERE id IN (SELECT article_id FROM removed)
-RETURNING favorites_count, (SELECT username FROM users WHERE id = %(viewer)s) AS username
-"""
+_UNFAVORITE = (
+    sql.SQL(_FAVOR)
+    .format(
+        mark=sql.SQL("""
+    DELETE FROM favorites f USING target WHERE f.user_id = %(viewer)s AND f.article_id = target.id
+    RETURNING f.article_id"""),
+        step=sql.SQL("-1"),
+        event=_FAVOR_EVENT,
+        favorited=sql.SQL("false"),
+    )
+    .as_string(None)
+)
 # The viewer's flags for one page, by the slugs and usernames the page shows: both
 # looked up by unique index, at most 20 of each.
 _PAGE_FLAGS = """
@@ -141,22 +194,6 @@ SELECT
           WHERE fo.follower_id = %(viewer)s LIMIT %(limit)s) AS following
 """
 _TAGS = "SELECT tag FROM tag_totals GROUP BY tag HAVING sum(articles) > 0 ORDER BY sum(articles) DESC, tag"
-
-
-def _event_data(row: dict[str, Any], previous_slug: str | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": row["id"],
-        "slug": row["slug"],
-        "title": row["title"],
-        "description": row["description"],
-        "tagList": list(row["tag_list"]),
-        "author": {"id": row["author_id"], "username": row["author_username"]},
-        "createdAt": wire_time(row["created_at"]),
-        "updatedAt": wire_time(row["updated_at"]),
-    }
-    if previous_slug is not None:
-        data["previousSlug"] = previous_slug
-    return data
 
 
 def from_row(row: dict[str, Any], *, favorited: bool, following: bool) -> Article:
@@ -178,8 +215,8 @@ def from_row(row: dict[str, Any], *, favorited: bool, following: bool) -> Articl
 
 
 async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
-    """Store a new article inside ``tx`` (emitting ``article.created``) and return it as
-    its author reads it."""
+    """Store a new article and its ``article.created`` event inside ``tx``, in one statement,
+    and return it as its author reads it."""
     params: dict[str, Any] = {
         "slug": slugs.slugify(new.title),
         "author_id": author_id,
@@ -191,10 +228,9 @@ async def insert(tx: Transaction, author_id: int, new: NewArticle) -> Article:
         "created_at": new.created_at,
         "updated_at": new.updated_at,
     }
+    params.update(tx.event(events.ARTICLE_CREATED))
     row = await slugs.insert_with_free_slug(tx.conn, _INSERT, params)
-    if new.tag_list:
-        await tx.conn.execute(_INSERT_TAGS, (list(new.tag_list), row["id"]))
-    await tx.emit(events.ARTICLE_CREATED, row["id"], _event_data(row))
+    tx.stored(params, row)
     return _written(row)
 
 
@@ -203,8 +239,9 @@ def _written(row: dict[str, Any]) -> Article:
 
 
 async def create(author_id: int, new: NewArticle) -> Article:
-    """The new article, from the statement that stored it: one transaction, no read back."""
-    async with transaction(_EMITTER) as tx:
+    """The new article, from the one statement that stored it (and its event): one round
+    trip, no read back."""
+    async with transaction(_EMITTER, one_statement=True) as tx:
         return await insert(tx, author_id, new)
 
 
@@ -254,34 +291,26 @@ async def read_changes(slug: str, user_id: int, body: Awaitable[dict[str, Any]])
 
 
 async def update(slug: str, user_id: int, changes: ArticleChanges) -> Article:
-    """Apply ``changes`` by the article's author; a new title gets a new slug. Returns the
-    article as the author now reads it, from the UPDATE itself."""
-    async with transaction(_EMITTER) as tx:
-        row = await _locate_own(tx.conn, slug, user_id)
-        base = row["slug"]
-        if isinstance(changes.title, str) and not slugs.keeps_slug(slugs.slugify(changes.title), row["slug"]):
-            base = slugs.slugify(changes.title)
-        tag_list = None if isinstance(changes.tag_list, f.Unset) else list(changes.tag_list)
+    """Apply ``changes`` by the article's author, in one statement; a new title gets a new
+    slug. Returns the article as the author now reads it, from the UPDATE itself."""
+    base = slug
+    if isinstance(changes.title, str) and not slugs.keeps_slug(slugs.slugify(changes.title), slug):
+        base = slugs.slugify(changes.title)
+    async with transaction(_EMITTER, one_statement=True) as tx:
         params = {
-            "article_id": row["id"],
+            "current": slug,
             "title": None if isinstance(changes.title, f.Unset) else changes.title,
             "description": None if isinstance(changes.description, f.Unset) else changes.description,
             "body": None if isinstance(changes.body, f.Unset) else changes.body,
-            "tag_list": tag_list,
+            "tag_list": None if isinstance(changes.tag_list, f.Unset) else list(changes.tag_list),
             "viewer": user_id,
+            **tx.event(events.ARTICLE_UPDATED),
         }
-        if base == row["slug"]:
-            updated = await (await tx.conn.execute(_UPDATE, {**params, "slug": base})).fetchone()
-        else:
-            updated = await slugs.with_free_slug(tx.conn, base, _UPDATE, params)
-        if updated is None:
-            raise NotFoundError({"article": ["not found"]})
-        if tag_list is not None:
-            await tx.conn.execute(_DELETE_TAGS, (row["id"],))
-            if tag_list:
-                await tx.conn.execute(_INSERT_TAGS, (tag_list, row["id"]))
-        await tx.emit(events.ARTICLE_UPDATED, row["id"], _event_data(updated, previous_slug=row["slug"]))
-    return _written(updated)
+        row = await slugs.with_free_slug(tx.conn, base, _UPDATE, params)
+        if row["owner_id"] != user_id:
+            raise ForbiddenError({"article": ["forbidden"]})
+        tx.stored(params, row)
+    return _written(row)
 
 
 async def delete(slug: str, user_id: int) -> None:
@@ -294,24 +323,14 @@ async def delete(slug: str, user_id: int) -> None:
 
 
 async def _favor(statement: str, event: str, slug: str, viewer_id: int) -> Article:
-    """Favorite or unfavorite; an event only when the favorite really changed. Returns the
-    article as the viewer now reads it, read in the same transaction."""
-    async with transaction(_EMITTER) as tx:
-        article_id, _ = await id_of(tx.conn, slug)
-        params = {"viewer": viewer_id, "article_id": article_id}
-        changed = await (await tx.conn.execute(statement, params)).fetchone()
-        if changed is not None:
-            await tx.emit(
-                event,
-                article_id,
-                {
-                    "article": {"id": article_id, "slug": slug},
-                    "user": {"id": viewer_id, "username": changed["username"]},
-                    "favoritesCount": changed["favorites_count"],
-                },
-            )
-        row = await (await tx.conn.execute(_READ_BACK, params)).fetchone()
-        assert row is not None  # the article is held FOR KEY SHARE since id_of
+    """Favorite or unfavorite, in one statement; an event only when the favorite really
+    changed. Returns the article as the viewer now reads it."""
+    async with transaction(_EMITTER, one_statement=True) as tx:
+        params = {"slug": slug, "viewer": viewer_id, **tx.event(event)}
+        row = await (await tx.conn.execute(statement, params)).fetchone()
+        if row is None:
+            raise NotFoundError({"article": ["not found"]})
+        tx.stored(params, row)
     return _written(row)
 
 

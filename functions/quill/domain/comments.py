@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg import sql
+
 from quill import events
 from quill.db import connection
 from quill.domain import fields as f
 from quill.domain.articles import id_of
-from quill.domain.outbox import transaction
+from quill.domain.outbox import stored_event, transaction, wire_time_sql
 from quill.domain.values import Comment, Profile
 from quill.errors import ForbiddenError, NotFoundError
-from quill.wire import timestamp
 
 __all__ = ["add", "delete", "list_for", "parse_id", "parse_new"]
 
@@ -20,14 +21,33 @@ _COLUMNS = """
     EXISTS (SELECT 1 FROM follows fo WHERE fo.followee_id = c.author_id AND fo.follower_id = %(viewer)s)
         AS following
 """
-_INSERT = """
-WITH added AS (
-    INSERT INTO comments (article_id, author_id, body) VALUES (%(article_id)s, %(viewer)s, %(body)s)
-    RETURNING id, body, created_at, updated_at, author_id
+# The comment and its event in one statement (one round trip under ``one_statement``);
+# no row when the article is gone. FOR KEY SHARE: a delete of the article waits for it.
+_INSERT = (
+    sql.SQL("""
+WITH target AS (
+    SELECT id, slug FROM articles WHERE slug = %(slug)s FOR KEY SHARE
+), added AS (
+    INSERT INTO comments (article_id, author_id, body) SELECT id, %(viewer)s, %(body)s FROM target
+    RETURNING id, body, created_at, updated_at, author_id, article_id
+), written AS (
+    SELECT c.id, c.body, c.created_at, c.updated_at, c.author_id, c.article_id, target.slug,
+           u.username, u.bio, u.image, false AS following
+    FROM added c JOIN users u ON u.id = c.author_id JOIN target ON target.id = c.article_id
+), event AS ({event})
+SELECT * FROM written LEFT JOIN event ON true""")
+    .format(
+        event=stored_event(
+            "written",
+            sql.SQL("written.id::text"),
+            sql.SQL("""jsonb_build_object(
+    'id', written.id, 'article', jsonb_build_object('id', written.article_id, 'slug', written.slug),
+    'author', jsonb_build_object('id', written.author_id, 'username', written.username),
+    'createdAt', {created})""").format(created=wire_time_sql("written.created_at")),
+        )
+    )
+    .as_string(None)
 )
-SELECT c.id, c.body, c.created_at, c.updated_at, c.author_id, u.username, u.bio, u.image, false AS following
-FROM added c JOIN users u ON u.id = c.author_id
-"""
 _LIST = (
     "SELECT"
     + _COLUMNS
@@ -59,21 +79,13 @@ def _comment(row: dict[str, Any]) -> Comment:
 
 
 async def add(slug: str, viewer_id: int, body: str) -> Comment:
-    async with transaction(_EMITTER) as tx:
-        article_id, _ = await id_of(tx.conn, slug)
-        cursor = await tx.conn.execute(_INSERT, {"article_id": article_id, "viewer": viewer_id, "body": body})
-        row = await cursor.fetchone()
-        assert row is not None
-        await tx.emit(
-            events.COMMENT_CREATED,
-            row["id"],
-            {
-                "id": row["id"],
-                "article": {"id": article_id, "slug": slug},
-                "author": {"id": viewer_id, "username": row["username"]},
-                "createdAt": timestamp(row["created_at"]),
-            },
-        )
+    """The new comment, from the one statement that stored it and its event."""
+    async with transaction(_EMITTER, one_statement=True) as tx:
+        params = {"slug": slug, "viewer": viewer_id, "body": body, **tx.event(events.COMMENT_CREATED)}
+        row = await (await tx.conn.execute(_INSERT, params)).fetchone()
+        if row is None:
+            raise NotFoundError({"article": ["not found"]})
+        tx.stored(params, row)
     return _comment(row)
 
 

@@ -22,17 +22,29 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from quill import events
-from quill.db import Connection, connection
+from quill.db import Connection, autocommit, connection
 from quill.observability import EVENTS_PUBLISHED, OUTBOX_PENDING, current_traceparent, get_logger
 from quill.reads import stale as staleness
 from quill.settings import get_settings
 
-__all__ = ["Transaction", "drain", "forget_processed", "pending", "publish", "relay", "transaction"]
+__all__ = [
+    "Transaction",
+    "drain",
+    "forget_processed",
+    "pending",
+    "publish",
+    "relay",
+    "stored_event",
+    "transaction",
+    "wire_time_sql",
+]
 
 # Longer than any broker retry schedule: a redelivery inside it is still recognised.
 DEDUPLICATION_DAYS = 7
@@ -45,9 +57,17 @@ _log = get_logger("quill.outbox")
 # ``lease`` and ``token`` are NULL without a sink: the row waits for the relay at once.
 _INSERT = """
 INSERT INTO outbox (event_id, type, source, subject, data, traceparent, created_at, claimed_until, claim_token)
-VALUES (%(id)s, %(type)s, %(source)s, %(subject)s, %(data)s, %(traceparent)s, %(time)s,
-        clock_timestamp() + make_interval(secs => %(lease)s::float8), %(token)s)
+VALUES (%(event_id)s, %(event_type)s, %(event_source)s, %(event_subject)s, %(event_data)s, %(event_traceparent)s,
+        %(event_time)s, clock_timestamp() + make_interval(secs => %(event_lease)s::float8), %(event_token)s)
 RETURNING id
+"""
+# The same row, stored by the write's own statement for each row of one of its CTEs.
+_INSERT_FROM = """
+INSERT INTO outbox (event_id, type, source, subject, data, traceparent, created_at, claimed_until, claim_token)
+SELECT %(event_id)s, %(event_type)s, %(event_source)s, {subject}, {data}, %(event_traceparent)s,
+       %(event_time)s, clock_timestamp() + make_interval(secs => %(event_lease)s::float8), %(event_token)s
+FROM {rows}
+RETURNING id AS event_row, subject AS event_subject, data AS event_data
 """
 _CLAIM = """
 UPDATE outbox SET claimed_until = clock_timestamp() + make_interval(secs => %(lease)s), claim_token = %(token)s
@@ -102,41 +122,86 @@ class Transaction:
         self.changes.append((type, data))
 
     async def emit(self, type: str, subject: str | int, data: dict[str, Any]) -> None:
-        envelope = events.Envelope.new(type, self.source, subject, data, current_traceparent())
-        lease = _lease(get_settings().event_timeout, len(self.outgoing)) if self.token else None
-        cursor = await self.conn.execute(
-            _INSERT,
-            {
-                "id": envelope.id,
-                "type": envelope.type,
-                "source": envelope.source,
-                "subject": envelope.subject,
-                "data": Jsonb(envelope.data),
-                "traceparent": envelope.traceparent,
-                "time": envelope.time,
-                "lease": lease,
-                "token": self.token,
-            },
-        )
-        row = await cursor.fetchone()
+        """Store an event with a statement of its own."""
+        params = self.event(type)
+        params.update(event_subject=str(subject), event_data=Jsonb(data))
+        row = await (await self.conn.execute(_INSERT, params)).fetchone()
         assert row is not None
-        self.outgoing.append((int(row["id"]), envelope))
-        self.changes.append((type, data))
+        self._record(params, int(row["id"]), str(subject), data)
+
+    def event(self, type: str) -> dict[str, Any]:
+        """The parameters of a ``stored_event`` fragment that stores an event of ``type``;
+        hand them, with the statement's row, to ``stored``."""
+        lease = _lease(get_settings().event_timeout, len(self.outgoing)) if self.token else None
+        return {
+            "event_id": str(uuid.uuid4()),
+            "event_type": type,
+            "event_source": self.source,
+            "event_traceparent": current_traceparent(),
+            "event_time": datetime.now(UTC),
+            "event_lease": lease,
+            "event_token": self.token,
+        }
+
+    def stored(self, params: dict[str, Any], row: dict[str, Any]) -> None:
+        """Record the event a ``stored_event`` fragment stored, if its statement stored one
+        (``row`` is the statement's answer; no event when the write changed nothing)."""
+        if row.get("event_row") is not None:
+            self._record(params, int(row["event_row"]), row["event_subject"], row["event_data"])
+
+    def _record(self, params: dict[str, Any], row_id: int, subject: str, data: dict[str, Any]) -> None:
+        envelope = events.Envelope(
+            params["event_id"],
+            params["event_type"],
+            params["event_source"],
+            subject,
+            data,
+            params["event_time"],
+            params["event_traceparent"],
+        )
+        self.outgoing.append((row_id, envelope))
+        self.changes.append((envelope.type, data))
+
+
+def wire_time_sql(column: str) -> sql.Composed:
+    """``column``, a timestamp, as ``wire.timestamp`` writes it (milliseconds, ``Z``), for
+    event data a statement builds."""
+    return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(sql.SQL(column))
+
+
+def stored_event(rows: str, subject: sql.Composable, data: sql.Composable) -> sql.Composed:
+    """A CTE body that stores one event per row of ``rows`` (a CTE of the same statement),
+    its ``subject`` and JSON ``data`` computed from that row, and answers ``event_row``,
+    ``event_subject`` and ``event_data``: a write and its event in one statement, so a
+    write in ``transaction(one_statement=True)`` costs one round trip. Its parameters
+    come from ``Transaction.event``."""
+    return sql.SQL(_INSERT_FROM).format(rows=sql.Identifier(rows), subject=subject, data=data)
 
 
 @asynccontextmanager
-async def transaction(emitter: str) -> AsyncIterator[Transaction]:
+async def transaction(emitter: str, *, one_statement: bool = False) -> AsyncIterator[Transaction]:
     """Commit the block's changes and events together, start sending the events, drop the
     views and list pages they make stale (one Redis round trip), then give the send up to
-    ``EVENT_SEND_WAIT`` seconds before answering: a slow broker does not hold the request."""
+    ``EVENT_SEND_WAIT`` seconds before answering: a slow broker does not hold the request.
+
+    ``one_statement``: the block runs a single statement (its events stored by
+    ``stored_event`` fragments), which is then its own transaction, in autocommit: no
+    BEGIN and COMMIT round trips. A block that runs more than one must not pass it."""
     settings = get_settings()
     sink = settings.k_sink
-    # An explicit transaction block: a nested conn.transaction() (the slug retries) is then
-    # a savepoint. Without it, the first nested block would BEGIN and COMMIT on its own.
-    async with connection() as conn, conn.transaction():
-        work = Transaction(conn, events.source_of(emitter), uuid.uuid4().hex if sink else None)
-        yield work
-        stale = await staleness.resolve(conn, work.changes)
+    token = uuid.uuid4().hex if sink else None
+    if one_statement:
+        async with autocommit() as conn:
+            work = Transaction(conn, events.source_of(emitter), token)
+            yield work
+            stale = await staleness.resolve(conn, work.changes)
+    else:
+        # An explicit transaction block: a nested conn.transaction() is then a savepoint.
+        # Without it, the first nested block would BEGIN and COMMIT on its own.
+        async with connection() as conn, conn.transaction():
+            work = Transaction(conn, events.source_of(emitter), token)
+            yield work
+            stale = await staleness.resolve(conn, work.changes)
     delivery = None
     if work.outgoing and work.token is not None and sink is not None:
         delivery = _courier.spawn(_deliver(work.token, work.outgoing, sink))
@@ -179,7 +244,7 @@ class _Courier:
             marks, self.marks = self.marks, []
             batch, self.batch = self.batch, None
             try:
-                async with connection() as conn:
+                async with autocommit() as conn:  # one statement: no BEGIN and COMMIT round trips
                     await conn.execute(_SENT_EACH, ([row_id for row_id, _ in marks], [token for _, token in marks]))
             except Exception:  # the events went out; their leases run out and the relay repeats them
                 _log.exception("event_marks_deferred", events=len(marks))
@@ -234,7 +299,7 @@ async def _claim(ids: list[int] | None, limit: int) -> tuple[str, list[dict[str,
     token = uuid.uuid4().hex
     lease = settings.event_timeout * 2 * limit + 5
     params = {"ids": ids, "limit": limit, "lease": lease, "token": token, "max_attempts": MAX_ATTEMPTS}
-    async with connection() as conn:
+    async with autocommit() as conn:  # one statement, its own transaction
         rows = await (await conn.execute(_CLAIM, params)).fetchall()
     return token, sorted(rows, key=lambda row: row["id"])
 

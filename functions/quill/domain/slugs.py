@@ -45,14 +45,14 @@ def keeps_slug(base: str, current: str) -> bool:
 
 
 async def with_free_slug(conn: Connection, base: str, statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Run an INSERT/UPDATE that sets ``slug``, moving to the next candidate if it is taken.
+    """Run an UPDATE that sets ``slug``, moving to the next candidate if it is taken.
 
-    Each try is a savepoint, so losing a race with a concurrent writer costs one retry.
+    ``conn`` is in autocommit, so each try is a transaction of its own: a try that loses
+    the slug to another article fails alone, and the next begins clean.
     """
     for slug in candidates(base):
         try:
-            async with conn.transaction():
-                row = await (await conn.execute(statement, {**params, "slug": slug})).fetchone()
+            row = await (await conn.execute(statement, {**params, "slug": slug})).fetchone()
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name != "articles_slug_key":
                 raise
@@ -65,8 +65,8 @@ async def with_free_slug(conn: Connection, base: str, statement: str, params: di
 
 async def insert_with_free_slug(conn: Connection, statement: str, params: dict[str, Any]) -> dict[str, Any]:
     """Insert under the first free slug candidate. A taken slug inserts nothing (``ON
-    CONFLICT DO NOTHING``) rather than failing, so no savepoint is needed around each try:
-    two round trips fewer than ``with_free_slug``."""
+    CONFLICT DO NOTHING``) rather than failing, so it may run inside a larger transaction
+    (an import) as well as on its own."""
     for slug in candidates(params["slug"]):
         row = await (await conn.execute(statement, {**params, "slug": slug})).fetchone()
         if row is not None:

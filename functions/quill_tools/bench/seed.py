@@ -65,10 +65,6 @@ FROM users u, everyone, generate_series(1, %(follows)s) AS k
 WHERE u.id > %(after)s AND u.id <> everyone.ids[1 + (u.id * 31 + k * 7919) %% everyone.n]
 ON CONFLICT DO NOTHING
 """
-_TAGS_OF = (
-    "INSERT INTO article_tags (article_id, tag, created_at)"
-    " SELECT id, unnest(tag_list), created_at FROM articles WHERE id > %(after)s"
-)
 _DOCUMENTS = sql.SQL(
     "INSERT INTO search_documents (article_id, document) SELECT a.id, {document} FROM articles a WHERE a.id > %(after)s"
 ).format(document=sql.SQL(DOCUMENT))  # DOCUMENT: a constant of quill.domain.search
@@ -129,7 +125,6 @@ def grow(database_url: str, articles: int, *, seed: int = 42) -> dict[str, float
         timings["articles_copy_s"] = time.perf_counter() - started
 
         for step, statement in (
-            ("article_tags_s", _TAGS_OF),
             ("favorites_s", _FAVORITES),
             ("follows_s", _FOLLOWS),
             ("search_documents_s", _DOCUMENTS),

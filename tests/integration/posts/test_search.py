@@ -28,7 +28,6 @@ SELECT 'seeded-' || n, 1 + n % 50, 'Common title ' || n, 'plain',
 FROM generate_series(1, {articles}) AS n, LATERAL (SELECT now() - ({articles} - n) * interval '1 second') AS m (moment);
 UPDATE articles SET title = 'A lantern' WHERE slug = 'seeded-20';
 UPDATE articles SET body = 'a lantern in the body' WHERE slug = {next_to_last};
-INSERT INTO article_tags (article_id, tag, created_at) SELECT id, tag_list[1], created_at FROM articles;
 INSERT INTO search_documents (article_id, document) SELECT a.id, {document} FROM articles a;
 ANALYZE;
 """).format(
