@@ -12,6 +12,7 @@ import asyncio
 import re
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ __all__ = [
     "get_client",
     "remember_missing_sniffio",
     "send",
+    "serve_in_process",
     "source_of",
 ]
 
@@ -201,17 +203,38 @@ async def send(event: CloudEvent, sink: str) -> httpx.Response:
     return response
 
 
+def serve_in_process(sink: str, take: Callable[[Envelope], Awaitable[None]] | None) -> None:
+    """Hand this process's events for ``sink`` to ``take``, or stop doing so (``None``).
+
+    For a sink this very process serves (``quill dev``'s broker): over HTTP, each event
+    would cost the process both ends of a request. ``take`` raises ``SendFailed`` unless it
+    took the event, as the sink's answer would."""
+    if take is None:
+        _in_process.pop(sink, None)
+    else:
+        _in_process[sink] = take
+
+
+_in_process: dict[str, Callable[[Envelope], Awaitable[None]]] = {}
+
+
 async def deliver(envelope: Envelope, sink: str) -> None:
     """Send one of Quill's own events as ``send`` would, over a kept-alive connection when
-    the sink is plain HTTP (the broker's ingress in the cluster, the local broker).
-    Raises ``SendFailed`` unless the sink took it (2xx)."""
+    the sink is plain HTTP (the broker's ingress in the cluster, the local broker), or in
+    process when this process serves the sink. Raises ``SendFailed`` unless the sink took
+    it (2xx)."""
+    take = _in_process.get(sink)
     headers = envelope.binary_headers()
-    if headers is None or not is_plain_http(sink):
+    if take is None and (headers is None or not is_plain_http(sink)):
         await send(envelope.to_cloudevent(), sink)
         return
-    client = _sinks.get(sink) or _sinks.setdefault(sink, Sink(sink))
     try:
         async with asyncio.timeout(get_settings().event_timeout):
+            if take is not None:
+                await take(envelope)
+                return
+            assert headers is not None
+            client = _sinks.get(sink) or _sinks.setdefault(sink, Sink(sink))
             reply = await client.post(headers, orjson.dumps(envelope.data))
     except TimeoutError:
         raise SendFailed("ReadTimeout: the sink did not answer in time") from None

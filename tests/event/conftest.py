@@ -39,6 +39,7 @@ class Receiver:
     delays: dict[str, float] = field(default_factory=dict)
     replies: dict[str, CloudEvent] = field(default_factory=dict)
     failing_ids: set[str] = field(default_factory=set)  # these events always get a 500 (a crashing consumer)
+    app: Starlette | None = None  # what serves it, for a broker that calls it in process
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -82,6 +83,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     port = free_port()
     state = Receiver(port)
     app = Starlette(routes=[Route("/{path:path}", state.endpoint, methods=["POST"])])
+    state.app = app
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag

@@ -1,6 +1,6 @@
 """The local broker honours the same YAML the cluster gets: filters, retries, backoff,
 timeouts, dead letters, replies, and persistence across restarts. Deliveries go over
-real HTTP to a real server."""
+real HTTP to a real server, and again in process to the same server's app."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from cloudevents.http import CloudEvent
+from starlette.types import ASGIApp
 
 from quill.settings import Settings
 from quill_tools.broker import config as broker_config
@@ -117,13 +118,21 @@ def _config(delivery: Delivery, *triggers: TriggerConfig) -> BrokerConfig:
 FAST = Delivery(retry=3, backoff_policy="exponential", backoff_delay=0.05, timeout=1.0, dead_letter_service="dls")
 
 
-@pytest.fixture
-async def running(settings: Settings, receiver: Receiver) -> AsyncIterator[Callable[[BrokerConfig], LocalBroker]]:
+@pytest.fixture(params=["over TCP", "in process"])
+async def running(
+    request: pytest.FixtureRequest, settings: Settings, receiver: Receiver
+) -> AsyncIterator[Callable[[BrokerConfig], LocalBroker]]:
+    """A broker delivering to the receiver over TCP, or, as ``quill dev`` delivers to its
+    own functions, by calling the receiver's app in process: every test holds for both."""
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 
+    def serving(url: str) -> ASGIApp | None:
+        in_process = request.param == "in process" and url.startswith(receiver.url())
+        return receiver.app if in_process else None
+
     def start(config: BrokerConfig) -> LocalBroker:
-        broker = LocalBroker(config, lambda name: receiver.url(f"/{name}"))
+        broker = LocalBroker(config, lambda name: receiver.url(f"/{name}"), serving)
         tasks.append(asyncio.create_task(broker.run(stop)))
         return broker
 

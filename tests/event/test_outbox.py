@@ -207,3 +207,36 @@ async def test_a_sender_that_overran_its_lease_cannot_settle_rows_another_took(
             row = conn.execute("SELECT published_at, claim_token FROM outbox").fetchone()
         assert row == (None, second_token)  # still B's to settle
         assert await outbox._send(second_token, second_rows, receiver.url("/sink")) == 1
+
+
+async def test_a_sink_this_process_serves_takes_the_events_in_process(api: Api, settings_factory: Any) -> None:
+    """``quill dev``'s broker: no HTTP request; the events are handed over as they were stored
+    (the relay finds nothing left), and a refusal leaves them for the relay, as an HTTP 503 would."""
+    sink = f"http://127.0.0.1:{free_port()}/_broker/quill/default"  # nothing listens there
+    taken: list[events.Envelope] = []
+    refusing = False
+
+    async def take(envelope: events.Envelope) -> None:
+        if refusing:
+            raise events.SendFailed("PostgreSQL away", 503)
+        taken.append(envelope)
+
+    events.serve_in_process(sink, take)
+    try:
+        with use_settings(settings_factory(k_sink=sink)) as chosen:
+            alice = await api.register("alice")
+            created = await api.create_article(alice, "Handed over", tagList=["b", "a"])
+            assert [envelope.type for envelope in taken] == [events.USER_REGISTERED, events.ARTICLE_CREATED]
+            assert taken[1].data["slug"] == created["slug"]
+            assert taken[1].data["tagList"] == ["a", "b"]
+            assert [row[2] is not None for row in outbox_rows(chosen)] == [True, True]
+            assert await outbox.relay() == 0
+
+            refusing = True
+            await api.create_article(alice, "Kept back")
+            assert [row[2] is not None for row in outbox_rows(chosen)] == [True, True, False]
+            refusing = False
+            assert await outbox.relay() == 1
+    finally:
+        events.serve_in_process(sink, None)
+    assert [envelope.data["title"] for envelope in taken[1:]] == ["Handed over", "Kept back"]

@@ -28,11 +28,13 @@ import httpx
 from cloudevents.conversion import to_binary, to_dict
 from cloudevents.http import CloudEvent, from_dict, from_http
 from psycopg.types.json import Jsonb
+from starlette.types import ASGIApp
 
-from quill.db import connection
+from quill.db import autocommit, connection
 from quill.events import remember_missing_sniffio
 from quill.observability import get_logger
 from quill.sink import Sink, SinkError, is_plain_http
+from quill_tools.broker import inprocess
 from quill_tools.broker.config import BrokerConfig, Delivery, TriggerConfig
 from quill_tools.broker.filters import matches
 
@@ -44,8 +46,16 @@ _BATCH = 32
 
 _log = get_logger("quill_tools.broker")
 
-_STORE_EVENT = "INSERT INTO broker_events (broker, event) VALUES (%s, %s) RETURNING id"
-_STORE_DELIVERY = "INSERT INTO broker_deliveries (event_pk, trigger, subscriber) VALUES (%s, %s, %s)"
+# The event and one delivery per chosen Trigger, in one statement (its own transaction).
+_STORE = """
+WITH stored AS (INSERT INTO broker_events (broker, event) VALUES (%s, %s) RETURNING id),
+due AS (
+    INSERT INTO broker_deliveries (event_pk, trigger, subscriber)
+    SELECT stored.id, chosen.trigger, chosen.subscriber
+    FROM stored, unnest(%s::text[], %s::text[]) AS chosen(trigger, subscriber)
+)
+SELECT id FROM stored
+"""
 _LEASE = """
 UPDATE broker_deliveries d SET next_attempt_at = clock_timestamp() + %(lease)s
 FROM broker_events e
@@ -101,10 +111,18 @@ class _Outcome:
 
 
 class LocalBroker:
-    def __init__(self, config: BrokerConfig, url_of: Callable[[str], str]) -> None:
-        """``url_of`` maps a Knative Service name to the URL that serves it locally."""
+    def __init__(
+        self,
+        config: BrokerConfig,
+        url_of: Callable[[str], str],
+        in_process: Callable[[str], ASGIApp | None] = lambda url: None,
+    ) -> None:
+        """``url_of`` maps a Knative Service name to the URL that serves it locally;
+        ``in_process``, a URL to the app that serves it in this very process, if one does
+        (a delivery to it is then a call, not a TCP round trip)."""
         self.config = config
         self.url_of = url_of
+        self.in_process = in_process
         self.triggers: Mapping[str, TriggerConfig] = {trigger.name: trigger for trigger in config.triggers}
         self._wake = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
@@ -118,11 +136,12 @@ class LocalBroker:
         """Accept an event: store it and its deliveries, then wake the dispatcher."""
         attributes = event.get_attributes()
         chosen = [trigger for trigger in self.config.triggers if matches(trigger, attributes)]
-        async with connection() as conn:
-            row = await (await conn.execute(_STORE_EVENT, (self.config.name, Jsonb(to_dict(event))))).fetchone()
-            assert row is not None
-            for trigger in chosen:
-                await conn.execute(_STORE_DELIVERY, (row["id"], trigger.name, self.url_of(trigger.subscriber)))
+        names = [trigger.name for trigger in chosen]
+        subscribers = [self.url_of(trigger.subscriber) for trigger in chosen]
+        async with autocommit() as conn:
+            stored = await conn.execute(_STORE, (self.config.name, Jsonb(to_dict(event)), names, subscribers))
+            row = await stored.fetchone()
+        assert row is not None
         _log.info("broker_accepted", event_id=attributes["id"], event_type=attributes["type"], triggers=len(chosen))
         self._wake.set()
         return int(row["id"])
@@ -152,14 +171,14 @@ class LocalBroker:
     async def dispatch_once(self) -> int:
         """Lease the due deliveries and send them concurrently, then mark the ones that
         succeeded in one statement; return how many there were."""
-        async with connection() as conn:
+        async with autocommit() as conn:  # each statement here is a transaction of its own
             rows = await (
                 await conn.execute(_LEASE, {"lease": timedelta(seconds=_LEASE_SECONDS), "batch": _BATCH})
             ).fetchall()
         statuses = await asyncio.gather(*(self._deliver_safely(row) for row in rows))
         delivered = [(row["id"], status) for row, status in zip(rows, statuses, strict=True) if status is not None]
         if delivered:
-            async with connection() as conn:
+            async with autocommit() as conn:
                 await conn.execute(_DELIVERED_EACH, ([id for id, _ in delivered], [status for _, status in delivered]))
         return len(rows)
 
@@ -180,7 +199,15 @@ class LocalBroker:
     async def _send(self, url: str, event: CloudEvent, seconds: float) -> _Outcome:
         assert self._client is not None, "run() starts the HTTP client"
         headers, body = to_binary(event)
-        if is_plain_http(url):  # every local subscriber: kept-alive connections, not httpx's pool
+        app = self.in_process(url)
+        if app is not None:
+            try:
+                async with asyncio.timeout(seconds):
+                    answer = await inprocess.post(app, url, list(headers.items()), body)
+            except TimeoutError:
+                return _Outcome(None, "ReadTimeout: the subscriber did not answer in time")
+            status, answered, content = answer.status, answer.headers, answer.body
+        elif is_plain_http(url):  # every local subscriber: kept-alive connections, not httpx's pool
             sink = self._sinks.get(url) or self._sinks.setdefault(url, Sink(url))
             try:
                 async with asyncio.timeout(seconds):
