@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -37,7 +38,8 @@ class Request:
     method: str
     path: str
     headers: tuple[tuple[str, str], ...] = ()
-    # A JSON body; "{n}" in it becomes a number unique to this run (titles, say).
+    # A JSON body; "{n}" in it becomes a text no other request of any run has (titles, say):
+    # a title a previous cell already used would cost a create a second try for its slug.
     body: str | None = None
 
 
@@ -83,6 +85,7 @@ def _lua_request(request: Request) -> str:
 
 _SCRIPT = """
 local requests = {%(requests)s}
+local run = "%(run)s"
 local weights = %(weights)s
 local think = %(think)d
 local counter = 0
@@ -117,7 +120,7 @@ function request()
   local body = r[4]
   if body then
     counter = counter + 1
-    body = string.gsub(body, "{n}", thread_number .. "-" .. counter)
+    body = string.gsub(body, "{n}", run .. "-" .. thread_number .. "-" .. counter)
   end
   return wrk.format(r[1], r[2], r[3], body)
 end
@@ -144,6 +147,7 @@ def _with_wrk(base_url: str, plan: Plan, connections: int, seconds: float) -> di
         "requests": ",\n  ".join(_lua_request(request) for request in plan.requests),
         "weights": "{" + ", ".join(str(w) for w in plan.weights or ()) + "}",
         "think": plan.think_ms,
+        "run": secrets.token_hex(4),
     }
     threads = max(1, min(connections, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as folder:
@@ -180,7 +184,7 @@ def _with_wrk(base_url: str, plan: Plan, connections: int, seconds: float) -> di
     }
 
 
-def _client_process(base: str, plan: Plan, connections: int, seconds: float, seed: int, out: Any) -> None:
+def _client_process(base: str, plan: Plan, connections: int, seconds: float, seed: int, run: str, out: Any) -> None:
     async def main() -> tuple[int, int, list[float]]:
         latencies: list[float] = []
         errors = 0
@@ -200,7 +204,7 @@ def _client_process(base: str, plan: Plan, connections: int, seconds: float, see
                         request = rng.choices(plan.requests, plan.weights)[0]
                     else:
                         request = plan.requests[(number + sequence) % len(plan.requests)]
-                    body = request.body.replace("{n}", f"{seed}-{number}-{sequence}") if request.body else None
+                    body = request.body.replace("{n}", f"{run}-{seed}-{number}-{sequence}") if request.body else None
                     headers = dict(request.headers)
                     if body is not None:
                         headers["Content-Type"] = "application/json"
@@ -225,8 +229,9 @@ def _with_python(base_url: str, plan: Plan, connections: int, seconds: float) ->
     shares = [connections // processes + (1 if n < connections % processes else 0) for n in range(processes)]
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
+    run = secrets.token_hex(4)
     workers = [
-        context.Process(target=_client_process, args=(base_url, plan, share, seconds, number, queue))
+        context.Process(target=_client_process, args=(base_url, plan, share, seconds, number, run, queue))
         for number, share in enumerate(shares)
     ]
     for worker in workers:
