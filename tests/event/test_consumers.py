@@ -176,7 +176,7 @@ async def test_cache_consumer_drops_every_view_embedding_a_changed_author(api: A
 
     assert response.status_code == 202
     for name in (article_key(slug), profile_key("alice"), profile_key("old-alice")):
-        assert await store.load_view(name) is None
+        assert (await store.load_view(name))[0] is None
 
 
 async def test_dead_letter_sink_parks_any_event_with_its_error(api_for: ApiFactory, settings: Settings) -> None:

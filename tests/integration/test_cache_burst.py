@@ -16,5 +16,5 @@ async def test_a_burst_beyond_the_connection_limit_waits_for_a_connection(settin
     # More than the pool holds: the rest wait their turn rather than fail open into misses
     # (which would send every one of them to PostgreSQL).
     found = await asyncio.gather(*(store.load_view(name) for _ in range(400)))
-    assert found == [view] * 400
+    assert found == [(view, None)] * 400
     await cache.aclose()

@@ -23,7 +23,7 @@ async def test_concurrent_invalidations_are_written_together_and_none_is_lost(se
 
         async def write(name: str) -> None:
             await store.invalidate([name], prefixes=[key("list", "")])
-            assert await client.get(name) == b"-", "returned before Redis had the tombstone"
+            assert (await client.get(name) or b"")[:1] == b"-", "returned before Redis had the tombstone"
 
         await asyncio.gather(*(write(name) for name in names))
 
@@ -47,6 +47,6 @@ async def test_a_lone_invalidation_is_written_at_once(settings: Settings) -> Non
     try:
         name = key("article", "alone")
         await store.invalidate([name])
-        assert await client.get(name) == b"-"
+        assert (await client.get(name) or b"")[:1] == b"-"
     finally:
         await client.aclose()

@@ -177,15 +177,15 @@ async def test_the_near_cache_is_off_and_empty_while_redis_is_away(
     await until(lambda: store.near.on, 5)
     name = cache.key("article", "held")
     await store.store_view(name, {"title": "held"})
-    assert await store.load_view(name) == {"title": "held"}
+    assert (await store.load_view(name))[0] == {"title": "held"}
     assert len(store.near) == 1
 
     throwaway_redis.stop()
     await until(lambda: not store.near.on, 5)
     assert len(store.near) == 0
-    assert await store.load_view(name) is None  # Redis away: a miss, answered by PostgreSQL
+    assert (await store.load_view(name))[0] is None  # Redis away: a miss, answered by PostgreSQL
 
     throwaway_redis.start()
     await until(lambda: store.near.on, 10)
     assert len(store.near) == 0
-    assert await store.load_view(name) is None  # the restarted Redis kept nothing
+    assert (await store.load_view(name))[0] is None  # the restarted Redis kept nothing

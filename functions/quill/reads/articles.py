@@ -65,9 +65,9 @@ async def article(slug: str, viewer_id: int | None) -> bytes:
     cached view takes its flags from the viewer's marks, as a list page does."""
     store.start()
     name = keys.article_key(slug)
-    view = await store.load_view(name)
+    view, tombstone = await store.load_view(name)
     if view is None:
-        return _article_json(await _article(slug, viewer_id, name, view))
+        return _article_json(await _article(slug, viewer_id, name, view, tombstone))
     if viewer_id is None:
         return store.rendered(name, view, lambda: _article_json(_as_anonymous(view)))
     return await _flag_article(slug, name, view, viewer_id)
@@ -98,11 +98,14 @@ async def find_article(slug: str, viewer_id: int | None) -> Article:
     """The article as ``viewer_id`` reads it, or 404."""
     store.start()
     name = keys.article_key(slug)
-    return await _article(slug, viewer_id, name, await store.load_view(name))
+    return await _article(slug, viewer_id, name, *await store.load_view(name))
 
 
-async def _article(slug: str, viewer_id: int | None, name: str, view: dict[str, Any] | None) -> Article:
-    """The article for this viewer, given its cache key and the cached view (``None`` on a miss)."""
+async def _article(
+    slug: str, viewer_id: int | None, name: str, view: dict[str, Any] | None, tombstone: bytes | None = None
+) -> Article:
+    """The article for this viewer, given its cache key and the cached view (``None`` on a
+    miss, with the tombstone found in its place, if any)."""
     if view is not None and viewer_id is None:  # the common read: Redis alone
         return _as_anonymous(view)
     async with reading() as conn:
@@ -110,7 +113,7 @@ async def _article(slug: str, viewer_id: int | None, name: str, view: dict[str, 
             row = await articles.one(conn, slug)
             if row is None:
                 raise NotFoundError({"article": ["not found"]})
-            await store.store_view(name, _to_view(row))
+            await store.store_view(name, _to_view(row), tombstone)
         else:
             row = _from_view(view)
         if viewer_id is None:

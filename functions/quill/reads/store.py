@@ -5,7 +5,10 @@ happens), the failure is logged and counted, and the request is answered from Po
 
 Invalidation writes a short-lived tombstone instead of deleting, and fills use
 ``SET NX``: a reader that loaded a row before a write committed cannot put the old
-view back after the writer invalidated it.
+view back after the writer invalidated it. Each tombstone is unique to the write that
+left it, and a reader that found one may replace that very tombstone (and no later
+one): its load began after the write committed, so the first read after a write fills
+the cache again, rather than every read for the tombstone's ten seconds.
 
 In front of Redis each process keeps the views it read last (``near``, a ``NearCache``);
 every invalidation is also published on one channel, and a listener task drops the
@@ -25,6 +28,7 @@ import contextvars
 import functools
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -55,8 +59,15 @@ __all__ = [
     "through",
 ]
 
-_TOMBSTONE = b"-"
+_TOMBSTONE = b"-"  # a tombstone is this, then a token of the write that left it
 _TOMBSTONE_SECONDS = 10
+# A fill that replaces the tombstone it found, only if that one is still there.
+_REPLACE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return false
+"""
 # The listener pings this often when the channel is quiet, and gives the connection up
 # (turning the near cache off) after three beats without an answer.
 _HEARTBEAT_SECONDS = 1.0
@@ -189,24 +200,27 @@ def announce(pipe: redis.client.Pipeline, names: Sequence[str], prefixes: Sequen
     pipe.publish(_channel(), orjson.dumps({"names": list(names), "prefixes": list(prefixes), "origin": _ORIGIN}))
 
 
-async def load_view(name: str) -> dict[str, Any] | None:
-    """The cached JSON view under ``name``, or None on a miss, a tombstone or an outage.
+async def load_view(name: str) -> tuple[dict[str, Any] | None, bytes | None]:
+    """The cached JSON view under ``name`` (None on a miss or an outage), and the tombstone
+    found in its place, if any: hand it to ``store_view`` with the view loaded after.
 
     The view may be shared with other requests of this process: never change it."""
     held = recall(name)
     if held is not None:
-        return cast(dict[str, Any], held)
+        return cast(dict[str, Any], held), None
     epoch = near.epoch
     try:
         raw = await (await get_redis()).get(name)
     except failures() as exc:
         report_outage("cache", exc)
-        return None
-    if raw is None or raw == _TOMBSTONE:
-        return None
+        return None, None
+    if raw is None:
+        return None, None
+    if raw[:1] == _TOMBSTONE:
+        return None, cast(bytes, raw)
     view: dict[str, Any] = orjson.loads(raw)
     near.put(name, view, epoch, len(raw))
-    return view
+    return view, None
 
 
 def held(name: str, *sources: object) -> bytes | None:
@@ -269,10 +283,16 @@ def _landed(name: str, flight: tuple[int, asyncio.Future[Any]], done: asyncio.Fu
         near.put(name, body, flight[0], len(body))
 
 
-async def store_view(name: str, view: dict[str, Any]) -> None:
-    """Fill a miss; a tombstone left by a concurrent write wins over this (older) view."""
+async def store_view(name: str, view: dict[str, Any], tombstone: bytes | None = None) -> None:
+    """Fill a miss: only where nothing is (a tombstone left by a concurrent write wins over
+    this view, loaded before it), or over the very ``tombstone`` the reader found before
+    loading the view (``load_view``), which is then at least as new as that write."""
     try:
-        await (await get_redis()).set(name, orjson.dumps(view), ex=get_settings().cache_ttl, nx=True)
+        client = await get_redis()
+        if tombstone is None:
+            await client.set(name, orjson.dumps(view), ex=get_settings().cache_ttl, nx=True)
+        else:
+            await client.eval(_REPLACE, 1, name, tombstone, orjson.dumps(view), get_settings().cache_ttl)
     except failures() as exc:
         report_outage("cache", exc)
 
@@ -281,10 +301,10 @@ async def through(name: str, load: Callable[..., Awaitable[dict[str, Any]]], *ar
     """The view under ``name``: this process's copy, else Redis's, else ``load(*args)``'s,
     kept in Redis for the next reader (``store_view``). ``load`` raises if there is nothing.
     (``args`` rather than a partial: a hit, the common case, builds nothing.)"""
-    view = await load_view(name)
+    view, tombstone = await load_view(name)
     if view is None:
         view = await load(*args)
-        await store_view(name, view)
+        await store_view(name, view, tombstone)
     return view
 
 
@@ -373,11 +393,13 @@ class _Batches:
     async def _write(self, kind: tuple[bytes, int, str]) -> None:
         marker, seconds, operation = kind
         while (batch := self.waiting.pop(kind, None)) is not None:
+            # A tombstone of this write's own (``store_view`` replaces only the one it found).
+            value = marker + uuid.uuid4().hex.encode() if marker == _TOMBSTONE else marker
             try:
                 client = await get_redis()
                 async with client.pipeline(transaction=False) as pipe:
                     for name in sorted(batch.names):
-                        pipe.set(name, marker, ex=seconds)
+                        pipe.set(name, value, ex=seconds)
                     announce(pipe, sorted(batch.names), sorted(batch.prefixes))
                     await pipe.execute()
             except failures() as exc:
