@@ -42,6 +42,7 @@ CONSUMER = Consumer(
         events.ARTICLE_FAVORITED: drop_views,
         events.ARTICLE_UNFAVORITED: drop_views,
     },
+    writes=False,  # it only drops views: the claim is its one statement
 )
 FUNCTION = Function("cache", CONSUMER.endpoints())
 

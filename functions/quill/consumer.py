@@ -80,7 +80,10 @@ class Consumer:
     """One event function: a handler per event type, de-duplicated under ``name``.
 
     ``validate=False`` hands the handler whatever data came, as the dead-letter sink,
-    which must never refuse an event, needs."""
+    which must never refuse an event, needs. ``writes=False`` is for handlers that change
+    nothing in PostgreSQL (they record what is stale, for the read side to drop): the
+    de-duplication claim is then the only write, one statement in autocommit, instead of
+    a transaction (BEGIN and COMMIT) around it."""
 
     def __init__(
         self,
@@ -89,11 +92,13 @@ class Consumer:
         *,
         deduplicate: bool = True,
         validate: bool = True,
+        writes: bool = True,
     ) -> None:
         self.name = name
         self.handlers = handlers
         self.deduplicate = deduplicate
         self.validate = validate
+        self.writes = writes
 
     def endpoints(self) -> list[Endpoint]:
         # Knative delivers to the service root; any path is accepted, as functions-framework does.
@@ -118,10 +123,15 @@ class Consumer:
         if invalid:
             return self._done(event, "invalid", 422, invalid, reason="data does not match the type's schema")
         try:
-            async with transaction(self.name) as tx:
-                if self.deduplicate and await self._seen(tx, attributes):
+            async with transaction(self.name, one_statement=not self.writes) as tx:
+                if self.writes and self.deduplicate and await self._seen(tx, attributes):
                     return self._done(event, "duplicate", 202)
                 await handler(tx, event)
+                # A handler that writes nothing claims the event after it ran: the claim
+                # commits at once, and a handler that failed must leave it unclaimed.
+                if not self.writes and self.deduplicate and await self._seen(tx, attributes):
+                    tx.changes.clear()  # a duplicate drops nothing again
+                    return self._done(event, "duplicate", 202)
         except Exception as error:
             return self._failed(event, error)
         return self._done(event, "processed", 202)

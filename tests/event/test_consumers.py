@@ -266,3 +266,45 @@ async def test_a_handler_that_raises_on_a_valid_event_answers_500_and_the_retry_
     assert count(settings, "SELECT count(*) FROM processed_events") == 1
     assert retried.status_code == 202
     assert (await api.get("/api/articles?q=dragons")).json()["articlesCount"] == 1
+
+
+async def test_the_cache_consumer_claims_an_event_only_once_its_handler_ran(
+    api: Api, api_for: ApiFactory, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache writes nothing but its claim, which commits at once (``writes=False``): a
+    handler that failed leaves the event unclaimed for the broker's retry, and a duplicate
+    drops nothing again."""
+    from quill.domain.outbox import Transaction
+
+    alice = await api.register("alice")
+    slug = (await api.create_article(alice, "Cached twice"))["slug"]
+    event = make_event(
+        events.ARTICLE_FAVORITED,
+        {
+            "article": {"id": article_id_of(slug), "slug": slug},
+            "user": {"id": 1, "username": "alice"},
+            "favoritesCount": 1,
+        },
+    )
+    consumer = await api_for("cache")
+    recorded = Transaction.changed
+
+    def broken(self: Transaction, type: str, data: dict[str, Any]) -> None:
+        raise KeyError("article")
+
+    monkeypatch.setattr(Transaction, "changed", broken)
+    failed = await deliver(consumer, event)
+    monkeypatch.setattr(Transaction, "changed", recorded)
+    assert failed.status_code == 500
+    assert count(settings, "SELECT count(*) FROM processed_events") == 0
+
+    await store.store_view(article_key(slug), {"stale": True})
+    assert (await deliver(consumer, event)).status_code == 202
+    assert (await store.load_view(article_key(slug)))[0] is None
+    assert count(settings, "SELECT count(*) FROM processed_events") == 1
+
+    _, tombstone = await store.load_view(article_key(slug))
+    await store.store_view(article_key(slug), {"fresh": True}, tombstone)  # the read after the drop
+    assert (await deliver(consumer, event)).status_code == 202  # the same event again
+    assert (await store.load_view(article_key(slug)))[0] == {"fresh": True}
+    assert count(settings, "SELECT count(*) FROM processed_events") == 1
