@@ -159,8 +159,11 @@ class Consumer:
         reason: str | None = None,
     ) -> Response:
         EVENTS_CONSUMED.labels(self.name, event["type"], outcome).inc()
-        log = _log.info if status_code < 400 else _log.warning
-        log("event_handled", outcome=outcome, reason=reason)
+        # The request's one line (``request_finished``) carries the outcome beside the
+        # event's fields; an event refused or failed has a warning line of its own.
+        bind_log_context(outcome=outcome)
+        if status_code >= 400:
+            _log.warning("event_handled", outcome=outcome, reason=reason)
         if errors is None:
             return Response(status_code=status_code)  # empty: the broker treats any body as a reply
         return json(error_body(errors), status_code)
