@@ -53,22 +53,24 @@ def _warm_lines(result: dict[str, Any]) -> list[str]:
             " consumers in the process) and through `posts` alone (`K_SINK` a sink taking every event);"
             " write rate limit off, unique titles.",
             "",
-            "| write | bundle req/s | bundle p99 ms | own function req/s | own function p99 ms "
-            "| own / bundle | errors |",
-            "|---|---|---|---|---|---|---|",
+            "| write | bundle req/s | bundle p99 ms | bundle drained s | own function req/s "
+            "| own function p99 ms | own drained s | own / bundle | errors |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for route, pair in writes["routes"].items():
             bundle, own = pair["bundle"], pair["own_function"]
             lines.append(
                 f"| {route} | {bundle['requests_per_second']:.0f} | {bundle['p99_ms']:.1f} "
-                f"| {own['requests_per_second']:.0f} | {own['p99_ms']:.1f} | {pair['own_over_bundle']:.2f} "
-                f"| {bundle['errors'] + own['errors']} |"
+                f"| {bundle.get('drained_seconds', float('nan')):.1f} | {own['requests_per_second']:.0f} "
+                f"| {own['p99_ms']:.1f} | {own.get('drained_seconds', float('nan')):.1f} "
+                f"| {pair['own_over_bundle']:.2f} | {bundle['errors'] + own['errors']} |"
             )
         left = writes["events_undelivered"]
         lines += [
             "",
-            f"Events still undelivered after the writes settled: bundle {left['bundle']}, own function"
-            f" {left['own_function']}.",
+            f"Events still undelivered after the writes settled: bundle {left['bundle']} (to the broker"
+            f" and on to every subscriber), own function {left['own_function']}. Each cell starts once the"
+            " previous one's events are delivered; 'drained s' is how long that took after the cell.",
         ]
     return lines
 

@@ -154,24 +154,27 @@ def run(
 def _writes(
     scratch: Scratch, writes: tuple[str, ...], seconds: float, accounts: list[dict[str, str]], reference: dict[str, Any]
 ) -> dict[str, Any]:
-    """Each write at c=32 through ``quill dev`` and through ``posts`` alone, then how many
-    events were still undelivered once both had had a moment to settle."""
+    """Each write at c=32 through ``quill dev`` and through ``posts`` alone. After each cell
+    the server is left to deliver what the cell emitted (to the broker, and under ``quill
+    dev`` on to every Trigger's subscriber) before the next cell starts: a cell's figure
+    is its writes, with the deliveries in the background, and not the previous cell's
+    backlog. How long that took is reported beside it, and what was still undelivered."""
     env, folder = scratch.env, scratch.folder
-    concurrency = (WRITE_CONCURRENCY,)
     dev = ["dev", "--data-dir", str(folder / "dev"), "--host", "127.0.0.1"]
     with start_quill(dev, env, folder) as bundle:
-        through_bundle = _cells(bundle.base_url, writes, concurrency, seconds, accounts, reference)
-        pending_bundle = _settled_outbox(scratch.database_url)
+        through_bundle, pending_bundle = _settled_cells(
+            bundle.base_url, scratch, writes, seconds, accounts, reference, deliveries=True
+        )
     with (
         running(baselines.write_sink(folder), {}) as sink,
         start_quill(["serve", "posts"], {**env, "K_SINK": sink.base_url + "/"}, folder) as single,
     ):
-        alone = _cells(single.base_url, writes, concurrency, seconds, accounts, reference)
-        pending_alone = _settled_outbox(scratch.database_url)
-    key = str(WRITE_CONCURRENCY)
+        alone, pending_alone = _settled_cells(
+            single.base_url, scratch, writes, seconds, accounts, reference, deliveries=False
+        )
     cells: dict[str, Any] = {}
     for route in writes:
-        own, through = alone[route][key], through_bundle[route][key]
+        own, through = alone[route], through_bundle[route]
         ratio = own["requests_per_second"] / through["requests_per_second"] if through["requests_per_second"] else 0.0
         cells[route] = {"bundle": through, "own_function": own, "own_over_bundle": ratio}
     return {
@@ -181,16 +184,44 @@ def _writes(
     }
 
 
-def _settled_outbox(database_url: str, within: float = 30.0) -> int:
-    """Events not yet published, once they stop draining (or ``within`` seconds pass)."""
+def _settled_cells(
+    base_url: str,
+    scratch: Scratch,
+    writes: tuple[str, ...],
+    seconds: float,
+    accounts: list[dict[str, str]],
+    reference: dict[str, Any],
+    *,
+    deliveries: bool,
+) -> tuple[dict[str, Any], int]:
+    """Each write's c=32 cell, each followed by its drain (``drained_seconds``); the events
+    still undelivered after the last."""
+    cells: dict[str, Any] = {}
+    pending = 0
+    for route in writes:
+        cell = _cells(base_url, (route,), (WRITE_CONCURRENCY,), seconds, accounts, reference)[route]
+        cells[route] = cell[str(WRITE_CONCURRENCY)]
+        started = time.monotonic()
+        pending = _settled(scratch.database_url, deliveries=deliveries)
+        cells[route]["drained_seconds"] = time.monotonic() - started
+    return cells, pending
+
+
+def _settled(database_url: str, *, deliveries: bool, within: float = 60.0) -> int:
+    """Events not yet delivered once they stop draining (or ``within`` seconds pass): not
+    yet published to the sink, and with ``deliveries`` not yet delivered by the local
+    broker to a Trigger's subscriber."""
     deadline = time.monotonic() + within
     while True:
         with psycopg.connect(database_url) as conn:
             row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
-        pending = int(row[0]) if row else 0
+            pending = int(row[0]) if row else 0
+            if deliveries:
+                row = conn.execute("SELECT count(*) FROM broker_deliveries WHERE state = 'pending'").fetchone()
+                pending += int(row[0]) if row else 0
         if pending == 0 or time.monotonic() > deadline:
             return pending
-        time.sleep(0.5)
+        time.sleep(0.25)
 
 
 def _series(base_url: str, load: Plan, concurrencies: tuple[int, ...], seconds: float) -> dict[str, Any]:
