@@ -184,9 +184,10 @@ async def transaction(emitter: str, *, one_statement: bool = False) -> AsyncIter
     views and list pages they make stale (one Redis round trip), then give the send up to
     ``EVENT_SEND_WAIT`` seconds before answering: a slow broker does not hold the request.
 
-    ``one_statement``: the block runs a single statement (its events stored by
+    ``one_statement``: the block writes with a single statement (its events stored by
     ``stored_event`` fragments), which is then its own transaction, in autocommit: no
-    BEGIN and COMMIT round trips. A block that runs more than one must not pass it."""
+    BEGIN and COMMIT round trips. Reads beside it each see their own snapshot. A block
+    that writes with more than one statement must not pass it."""
     settings = get_settings()
     sink = settings.k_sink
     token = uuid.uuid4().hex if sink else None
