@@ -4,8 +4,9 @@ CloudEvent parsing) as it would over HTTP; only the TCP round trip through the s
 process, and the HTTP parsing at both ends, are left out.
 
 httpx's ``ASGITransport`` does the same through httpx's client, request and response
-models; the broker needs the status, the headers and the body, and the delivery is on
-every write's path under ``quill dev``.
+models: 476-524 us of CPU per POST to a bare Starlette app, against 33-41 us here (uvloop,
+3,000 calls, two interleaved passes). The broker needs only the status, the headers and
+the body, and a delivery is on every write's path under ``quill dev``.
 """
 
 from __future__ import annotations
