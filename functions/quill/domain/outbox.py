@@ -190,19 +190,10 @@ async def transaction(emitter: str, *, one_statement: bool = False) -> AsyncIter
     that writes with more than one statement must not pass it."""
     settings = get_settings()
     sink = settings.k_sink
-    token = uuid.uuid4().hex if sink else None
-    if one_statement:
-        async with autocommit() as conn:
-            work = Transaction(conn, events.source_of(emitter), token)
-            yield work
-            stale = await staleness.resolve(conn, work.changes)
-    else:
-        # An explicit transaction block: a nested conn.transaction() is then a savepoint.
-        # Without it, the first nested block would BEGIN and COMMIT on its own.
-        async with connection() as conn, conn.transaction():
-            work = Transaction(conn, events.source_of(emitter), token)
-            yield work
-            stale = await staleness.resolve(conn, work.changes)
+    async with autocommit() if one_statement else _in_transaction() as conn:
+        work = Transaction(conn, events.source_of(emitter), uuid.uuid4().hex if sink else None)
+        yield work
+        stale = await staleness.resolve(conn, work.changes)
     delivery = None
     if work.outgoing and work.token is not None and sink is not None:
         delivery = _courier.spawn(_deliver(work.token, work.outgoing, sink))
@@ -210,6 +201,15 @@ async def transaction(emitter: str, *, one_statement: bool = False) -> AsyncIter
         await staleness.drop(stale)
     if delivery is not None and settings.event_send_wait > 0:
         await asyncio.wait([delivery], timeout=settings.event_send_wait)
+
+
+@asynccontextmanager
+async def _in_transaction() -> AsyncIterator[Connection]:
+    """A pooled connection inside an explicit transaction block: a nested
+    ``conn.transaction()`` is then a savepoint, where it would otherwise BEGIN and COMMIT
+    on its own."""
+    async with connection() as conn, conn.transaction():
+        yield conn
 
 
 class _Courier:
