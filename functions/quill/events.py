@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from cloudevents.conversion import to_binary
@@ -203,6 +203,12 @@ async def send(event: CloudEvent, sink: str) -> httpx.Response:
     return response
 
 
+_T = TypeVar("_T")
+
+# Sinks this very process serves (``serve_in_process``), by URL.
+_in_process: dict[str, Callable[[Envelope], Awaitable[None]]] = {}
+
+
 def serve_in_process(sink: str, take: Callable[[Envelope], Awaitable[None]] | None) -> None:
     """Hand this process's events for ``sink`` to ``take``, or stop doing so (``None``).
 
@@ -215,29 +221,31 @@ def serve_in_process(sink: str, take: Callable[[Envelope], Awaitable[None]] | No
         _in_process[sink] = take
 
 
-_in_process: dict[str, Callable[[Envelope], Awaitable[None]]] = {}
+async def _in_time(work: Awaitable[_T]) -> _T:
+    """``work``'s result, or ``SendFailed`` once ``EVENT_TIMEOUT`` has passed."""
+    try:
+        async with asyncio.timeout(get_settings().event_timeout):
+            return await work
+    except TimeoutError:
+        raise SendFailed("ReadTimeout: the sink did not answer in time") from None
 
 
 async def deliver(envelope: Envelope, sink: str) -> None:
-    """Send one of Quill's own events as ``send`` would, over a kept-alive connection when
-    the sink is plain HTTP (the broker's ingress in the cluster, the local broker), or in
-    process when this process serves the sink. Raises ``SendFailed`` unless the sink took
-    it (2xx)."""
+    """Send one of Quill's own events as ``send`` would: in process when this process
+    serves the sink, else over a kept-alive connection when the sink is plain HTTP (the
+    broker's ingress in the cluster, the local broker). Raises ``SendFailed`` unless the
+    sink took it (2xx)."""
     take = _in_process.get(sink)
+    if take is not None:
+        await _in_time(take(envelope))
+        return
     headers = envelope.binary_headers()
-    if take is None and (headers is None or not is_plain_http(sink)):
+    if headers is None or not is_plain_http(sink):
         await send(envelope.to_cloudevent(), sink)
         return
+    client = _sinks.get(sink) or _sinks.setdefault(sink, Sink(sink))
     try:
-        async with asyncio.timeout(get_settings().event_timeout):
-            if take is not None:
-                await take(envelope)
-                return
-            assert headers is not None
-            client = _sinks.get(sink) or _sinks.setdefault(sink, Sink(sink))
-            reply = await client.post(headers, orjson.dumps(envelope.data))
-    except TimeoutError:
-        raise SendFailed("ReadTimeout: the sink did not answer in time") from None
+        reply = await _in_time(client.post(headers, orjson.dumps(envelope.data)))
     except (OSError, SinkError) as exc:
         raise SendFailed(f"{type(exc).__name__}: {exc}") from exc
     if not reply.is_success:
