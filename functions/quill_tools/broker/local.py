@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from starlette.types import ASGIApp
 from quill.db import autocommit, connection
 from quill.events import remember_missing_sniffio
 from quill.observability import get_logger
-from quill.sink import Sink, SinkError, is_plain_http
+from quill.sink import Reply, Sink, SinkError, is_plain_http
 from quill_tools.broker import inprocess
 from quill_tools.broker.config import BrokerConfig, Delivery, TriggerConfig
 from quill_tools.broker.filters import matches
@@ -198,22 +199,25 @@ class LocalBroker:
         trigger = self.triggers.get(trigger_name)
         return trigger.delivery if trigger and trigger.delivery else self.config.delivery
 
+    def _poster(self, url: str) -> Callable[[list[tuple[str, str]], bytes], Awaitable[Reply]] | None:
+        """How a delivery to ``url`` is POSTed: a call into this process's own app, or a
+        kept-alive connection for plain HTTP (every local subscriber), not httpx's pool;
+        None: through httpx."""
+        app = self.in_process(url)
+        if app is not None:
+            return functools.partial(inprocess.post, app, url)
+        if is_plain_http(url):
+            return (self._sinks.get(url) or self._sinks.setdefault(url, Sink(url))).post
+        return None
+
     async def _send(self, url: str, event: CloudEvent, seconds: float) -> _Outcome:
         assert self._client is not None, "run() starts the HTTP client"
         headers, body = to_binary(event)
-        app = self.in_process(url)
-        if app is not None:
+        post = self._poster(url)
+        if post is not None:
             try:
                 async with asyncio.timeout(seconds):
-                    answer = await inprocess.post(app, url, list(headers.items()), body)
-            except TimeoutError:
-                return _Outcome(None, "ReadTimeout: the subscriber did not answer in time")
-            status, answered, content = answer.status, answer.headers, answer.body
-        elif is_plain_http(url):  # every local subscriber: kept-alive connections, not httpx's pool
-            sink = self._sinks.get(url) or self._sinks.setdefault(url, Sink(url))
-            try:
-                async with asyncio.timeout(seconds):
-                    answer = await sink.post(list(headers.items()), body)
+                    answer = await post(list(headers.items()), body)
             except TimeoutError:
                 return _Outcome(None, "ReadTimeout: the subscriber did not answer in time")
             except (OSError, SinkError) as exc:
