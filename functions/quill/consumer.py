@@ -124,12 +124,12 @@ class Consumer:
             return self._done(event, "invalid", 422, invalid, reason="data does not match the type's schema")
         try:
             async with transaction(self.name, one_statement=not self.writes) as tx:
-                if self.writes and self.deduplicate and await self._seen(tx, attributes):
+                if self.writes and await self._seen(tx, attributes):
                     return self._done(event, "duplicate", 202)
                 await handler(tx, event)
                 # A handler that writes nothing claims the event after it ran: the claim
                 # commits at once, and a handler that failed must leave it unclaimed.
-                if not self.writes and self.deduplicate and await self._seen(tx, attributes):
+                if not self.writes and await self._seen(tx, attributes):
                     tx.changes.clear()  # a duplicate drops nothing again
                     return self._done(event, "duplicate", 202)
         except Exception as error:
@@ -147,6 +147,10 @@ class Consumer:
         return self._done(event, "retry", 500, {"server": ["internal error"]})
 
     async def _seen(self, tx: Transaction, attributes: Mapping[str, Any]) -> bool:
+        """Whether this consumer already took the event (claiming it if not); never, for
+        one that does not de-duplicate."""
+        if not self.deduplicate:
+            return False
         cursor = await tx.conn.execute(_CLAIM, (self.name, attributes["source"], attributes["id"]))
         return await cursor.fetchone() is None
 
