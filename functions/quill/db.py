@@ -22,7 +22,7 @@ from quill.errors import UnavailableError
 from quill.lazy import Lazy
 from quill.settings import get_settings
 
-__all__ = ["Connection", "aclose", "autocommit", "connection", "get_pool", "ping", "reading"]
+__all__ = ["Connection", "aclose", "autocommit", "connection", "get_pool", "ping"]
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -106,9 +106,6 @@ async def autocommit() -> AsyncIterator[Connection]:
         finally:
             if not conn.closed:
                 await conn.set_autocommit(False)  # the pool hands it out transactional again
-
-
-reading = autocommit  # the name the reads use
 
 
 # A probe must answer inside Kubernetes' default probe timeout (1 s): the pool gets a

@@ -15,7 +15,7 @@ from quill.settings import Settings, use_settings
 
 
 async def test_reading_hands_the_connection_back_transactional(settings: Settings) -> None:
-    async with db.reading() as conn:
+    async with db.autocommit() as conn:
         assert conn.autocommit
         await conn.execute("SELECT 1")
         assert conn.info.transaction_status == TransactionStatus.IDLE  # no BEGIN was sent

@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import sql
 
 from quill import events
-from quill.db import Connection, connection, reading
+from quill.db import Connection, autocommit, connection
 from quill.domain import fields as f
 from quill.domain import slugs
 from quill.domain.article_input import ArticleChanges, ArticleQuery, NewArticle, parse_changes
@@ -343,7 +343,7 @@ async def unfavorite(slug: str, viewer_id: int) -> Article:
 
 
 async def _page(params: dict[str, Any]) -> tuple[list[Article], int]:
-    async with reading() as conn:
+    async with autocommit() as conn:
         rows, total = await fetch_page(conn, params)
     return [from_row(row, favorited=row["favorited"], following=row["following"]) for row in rows], total
 
@@ -367,7 +367,7 @@ async def list_articles(query: ArticleQuery, viewer_id: int | None) -> tuple[lis
 
 async def marks(viewer_id: int, limit: int) -> tuple[list[str], list[str]]:
     """The slugs the viewer favorited and the usernames it follows, up to ``limit`` each."""
-    async with reading() as conn:
+    async with autocommit() as conn:
         row = await (await conn.execute(_ALL_MARKS, {"viewer": viewer_id, "limit": limit})).fetchone()
     assert row is not None  # a SELECT of two arrays always answers one row
     return row["favorited"], row["following"]
@@ -375,7 +375,7 @@ async def marks(viewer_id: int, limit: int) -> tuple[list[str], list[str]]:
 
 async def page_marks(viewer_id: int, shown: list[str], authors: list[str]) -> tuple[list[str], list[str]]:
     """Which of the ``shown`` slugs the viewer favorited, and which of ``authors`` it follows."""
-    async with reading() as conn:
+    async with autocommit() as conn:
         params = {"viewer": viewer_id, "slugs": shown, "authors": authors}
         row = await (await conn.execute(_PAGE_FLAGS, params)).fetchone()
     assert row is not None
@@ -400,6 +400,6 @@ async def feed(viewer_id: int, limit: int, offset: int) -> tuple[list[Article], 
 
 async def tags() -> list[str]:
     """Every tag in use, most used first."""
-    async with reading() as conn:
+    async with autocommit() as conn:
         rows = await (await conn.execute(_TAGS)).fetchall()
     return [row["tag"] for row in rows]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from quill import events
-from quill.db import Connection, reading
+from quill.db import Connection, autocommit
 from quill.domain.outbox import Transaction, transaction
 from quill.domain.values import Profile
 from quill.errors import NotFoundError, ValidationError
@@ -37,7 +37,7 @@ async def base(conn: Connection | None, username: str) -> dict[str, Any]:
     """``{id, username, bio, image}``, on ``conn`` or a connection of its own; 404 if
     there is no such user."""
     if conn is None:
-        async with reading() as own:
+        async with autocommit() as own:
             row = await (await own.execute(_BY_USERNAME, (username,))).fetchone()
     else:
         row = await (await conn.execute(_BY_USERNAME, (username,))).fetchone()
@@ -51,7 +51,7 @@ def _profile(user: dict[str, Any], following: bool) -> Profile:
 
 
 async def is_following(viewer_id: int, user_id: int) -> bool:
-    async with reading() as conn:
+    async with autocommit() as conn:
         row = await (await conn.execute(_FOLLOWING, (viewer_id, user_id))).fetchone()
     return bool(row and row["following"])
 

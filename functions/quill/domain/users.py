@@ -19,7 +19,7 @@ import psycopg.errors
 from quill import events
 from quill.auth import sessions
 from quill.auth.passwords import hash_password, verify_password
-from quill.db import Connection, reading
+from quill.db import Connection, autocommit
 from quill.domain import fields as f
 from quill.domain.outbox import transaction
 from quill.domain.values import User
@@ -172,7 +172,7 @@ async def register(registration: Registration) -> tuple[User, sessions.Session]:
 
 
 async def authenticate(email: str, password: str) -> User:
-    async with reading() as conn:
+    async with autocommit() as conn:
         cursor = await conn.execute(_BY_EMAIL, (canonical_email(email),))
         row = await cursor.fetchone()
     if not await verify_password(row["password_hash"] if row else None, password) or row is None:
@@ -181,7 +181,7 @@ async def authenticate(email: str, password: str) -> User:
 
 
 async def get(user_id: int) -> User | None:
-    async with reading() as conn:
+    async with autocommit() as conn:
         cursor = await conn.execute(_BY_ID, (user_id,))
         row = await cursor.fetchone()
     return _user(row) if row else None

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from quill import wire
-from quill.db import reading
+from quill.db import autocommit
 from quill.domain import articles
 from quill.domain.article_input import ArticleQuery
 from quill.domain.values import Article
@@ -108,7 +108,7 @@ async def _article(
     miss, with the tombstone found in its place, if any)."""
     if view is not None and viewer_id is None:  # the common read: Redis alone
         return _as_anonymous(view)
-    async with reading() as conn:
+    async with autocommit() as conn:
         if view is None:
             row = await articles.one(conn, slug)
             if row is None:
