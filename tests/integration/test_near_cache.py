@@ -407,6 +407,72 @@ async def test_the_feed_comes_from_memory_and_every_write_it_shows_is_read_at_on
     assert (await bobs_feed())["articlesCount"] == 0
 
 
+async def test_concurrent_readers_of_a_feed_page_that_changed_wait_for_one_build(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed page that a write dropped (or that expired) is built once for every reader
+    asking at that moment, not once each: at 32 readers a page would otherwise be 32
+    queries queued on a pool of five."""
+    from quill.domain import articles
+
+    await listening()
+    alice, bob = [await api.register(name) for name in ("alice", "bob")]
+    assert (await api.post("/api/profiles/alice/follow", bob)).status_code == 200
+    await api.create_article(alice, "Before")
+    built = 0
+    feed = articles.feed
+
+    async def counted(viewer_id: int, limit: int, offset: int) -> Any:
+        nonlocal built
+        built += 1
+        await asyncio.sleep(0.05)  # long enough for every reader to arrive meanwhile
+        return await feed(viewer_id, limit, offset)
+
+    monkeypatch.setattr(articles, "feed", counted)
+    assert (await api.get("/api/articles/feed", bob)).status_code == 200  # the marks, in memory
+    slug = (await api.create_article(alice, "After"))["slug"]
+    built = 0
+    pages = await asyncio.gather(*(api.get("/api/articles/feed", bob) for _ in range(20)))
+    assert {response.status_code for response in pages} == {200}
+    assert {response.json()["articles"][0]["slug"] for response in pages} == {slug}
+    assert built == 1
+
+    # Another viewer's marks are other objects: their page is their own build.
+    carol = await api.register("carol")
+    assert (await api.get("/api/articles/feed", carol)).json()["articlesCount"] == 0
+    assert built == 2
+
+
+async def test_a_value_made_from_sources_is_kept_only_for_those_very_objects(settings: Settings) -> None:
+    """``shared(made_from=...)``: callers holding the same objects share one build and its
+    result; a caller holding a new object (new marks after a write) builds again and
+    does not join a build made from the old one."""
+    await listening()
+    release = asyncio.Event()
+    builds = 0
+
+    async def build() -> bytes:
+        nonlocal builds
+        builds += 1
+        number = builds
+        if number == 1:
+            await release.wait()
+        return b"%d" % number
+
+    name = cache.key("feed", "sources")
+    old, new = b'{"marks": 1}', b'{"marks": 2}'  # equal values would still be two objects
+    early = [asyncio.ensure_future(store.shared(name, build, made_from=(old,))) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    assert builds == 1
+    late = await store.shared(name, build, made_from=(new,))
+    release.set()
+    assert (await asyncio.gather(*early), late) == ([b"1"] * 5, b"2")
+    assert builds == 2
+    assert store.held(name, new) == b"2"
+    assert await store.shared(name, build, made_from=(new,)) == b"2"
+    assert await store.shared(name, build, made_from=(old,)) == b"3", "a value kept for other objects was used"
+
+
 async def test_the_first_read_after_a_write_fills_the_cache_again(api: Api, settings: Settings) -> None:
     """A reader that found the write's tombstone loaded the row after that write: its view
     replaces that tombstone, so the next read is served without PostgreSQL."""

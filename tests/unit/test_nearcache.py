@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from quill.reads.near import NearCache
 
 
@@ -29,6 +31,26 @@ def test_a_copy_expires_after_its_ttl() -> None:
     time.sleep(0.02)
     assert near.get("a") is None
     assert len(near) == 0
+
+
+def test_copies_made_together_expire_spread_over_the_last_fifth_of_their_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never later than the ttl, and not all at once: pages filled in the same second
+    must not all go back to PostgreSQL in the same second."""
+    now = 1000.0
+    monkeypatch.setattr(time, "monotonic", lambda: now)
+    near = _on(capacity=200, ttl=10.0)
+    names = [f"feed:{number}" for number in range(100)]
+    for name in names:
+        near.put(name, name, near.epoch, 1)
+
+    def alive(at: float) -> int:
+        nonlocal now
+        now = at
+        return sum(1 for name in names if near.get(name) is not None)
+
+    assert alive(1007.9) == 100  # none before 80% of the ttl
+    assert 10 < alive(1009.0) < 90  # some gone, some not, half-way through the spread
+    assert alive(1010.0) == 0  # all by the ttl
 
 
 def test_a_value_read_before_a_drop_is_not_stored_after_it() -> None:

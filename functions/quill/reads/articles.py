@@ -168,7 +168,8 @@ async def _flag_page(page: bytes, viewer_id: int, query_string: bytes) -> bytes:
 async def feed(viewer_id: int, limit: int, offset: int) -> bytes:
     """A viewer's feed page, kept while the viewer's marks are the very object this process
     holds (a follow or a favorite renders again), and dropped with the lists by any write
-    that changes what a page shows; built every time for a viewer with too many marks."""
+    that changes what a page shows; built every time for a viewer with too many marks.
+    Readers of a page being built wait for that build: a page that expired is one query."""
     store.start()
 
     async def render() -> bytes:
@@ -178,13 +179,7 @@ async def feed(viewer_id: int, limit: int, offset: int) -> bytes:
     marks = await _marks(viewer_id)
     if marks == b"null":
         return await render()
-    name = keys.viewer_feed_key(viewer_id, limit, offset)
-    if (body := store.held(name, marks)) is not None:
-        return body
-    epoch = store.near.epoch
-    body = await render()
-    store.keep(name, body, marks, epoch=epoch)
-    return body
+    return await store.shared(keys.viewer_feed_key(viewer_id, limit, offset), render, made_from=(marks,))
 
 
 async def follows(viewer_id: int, username: str) -> bool | None:

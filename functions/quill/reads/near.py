@@ -9,8 +9,10 @@ bounded LRU, under three rules that keep it from outranking Redis and PostgreSQL
   it is empty and off: ``get`` misses and ``put`` stores nothing.
 - A value read before an invalidation arrived is never stored after it: callers take
   the ``epoch`` before they read and ``put`` refuses a value from an older epoch.
-- Every copy also expires after ``ttl`` seconds, a bound for a publish that a writer
-  lost (Redis away at that moment).
+- Every copy also expires within ``ttl`` seconds, a bound for a publish that a writer
+  lost (Redis away at that moment). Each lives a random 80-100% of it, so the copies
+  made together (every viewer's feed page after a start or a write) do not all expire
+  together and send their rebuilds to PostgreSQL in one burst.
 
 It is bounded twice: by entries and by bytes (each ``put`` says what its value weighs),
 so a client asking for thousands of distinct large pages cannot grow a replica's memory.
@@ -18,11 +20,15 @@ so a client asking for thousands of distinct large pages cannot grow a replica's
 
 from __future__ import annotations
 
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
 __all__ = ["NearCache"]
+
+# A copy lives between (1 - _SPREAD) x ttl and ttl.
+_SPREAD = 0.2
 
 
 class NearCache:
@@ -57,7 +63,8 @@ class NearCache:
         if not self.on or epoch != self.epoch or self.capacity == 0 or size > self.max_bytes // 4:
             return
         self._forget(name)
-        self._entries[name] = (time.monotonic() + self.ttl, value, size)
+        lifetime = self.ttl * (1.0 - _SPREAD * random.random())  # noqa: S311 - not a secret
+        self._entries[name] = (time.monotonic() + lifetime, value, size)
         self.size += size
         while len(self._entries) > self.capacity or self.size > self.max_bytes:
             self._forget(next(iter(self._entries)))

@@ -73,10 +73,29 @@ return false
 _HEARTBEAT_SECONDS = 1.0
 
 
+@dataclass(eq=False)
+class _Flight:
+    """A build of the value under a name, begun at ``epoch`` from ``sources``: joined only
+    by a caller that asks at that epoch for a value made from those very objects. A build
+    that a newer one replaced is not kept, even if it lands last."""
+
+    epoch: int
+    sources: tuple[object, ...]
+    future: asyncio.Future[bytes]
+    replaced: bool = False
+
+    def joins(self, epoch: int, sources: tuple[object, ...]) -> bool:
+        return (
+            self.epoch == epoch
+            and len(self.sources) == len(sources)
+            and all(mine is theirs for mine, theirs in zip(self.sources, sources, strict=True))
+        )
+
+
 near = NearCache(capacity=0, ttl=0.0)
 _listener: asyncio.Task[None] | None = None
 _listening_on: str | None = None  # the key prefix whose channel the listener hears
-_flights: dict[str, tuple[int, asyncio.Future[Any]]] = {}
+_flights: dict[str, _Flight] = {}
 
 
 def _channel() -> str:
@@ -254,33 +273,43 @@ def rendered(name: str, view: object, render: Callable[[], bytes]) -> bytes:
     return body
 
 
-async def shared(name: str, build: Callable[[], Awaitable[bytes]], *, alias: str | None = None) -> bytes:
+async def shared(
+    name: str,
+    build: Callable[[], Awaitable[bytes]],
+    *,
+    alias: str | None = None,
+    made_from: tuple[object, ...] = (),
+) -> bytes:
     """A value kept only in this process's memory, built by one caller while the others
     that ask at the same time wait for it. A build that began before an invalidation
     is neither joined nor kept by a caller that came after it.
 
+    With ``made_from`` the value holds only while the caller passes these very objects
+    (as ``held`` and ``keep``): a new page or new marks, after a write, build again.
     With ``alias`` (another spelling of the same request) the value is kept under that
     name too, under the same rule: not if an invalidation arrived since this call began."""
     epoch = near.epoch
-    body = recall(name)
+    body = held(name, *made_from) if made_from else cast(bytes | None, recall(name))
     if body is None:
         flight = _flights.get(name)
-        if flight is None or flight[0] != epoch:
-            flight = (epoch, asyncio.ensure_future(build()))
+        if flight is None or not flight.joins(epoch, made_from):
+            if flight is not None:
+                flight.replaced = True
+            flight = _Flight(epoch, made_from, asyncio.ensure_future(build()))
             _flights[name] = flight
-            flight[1].add_done_callback(functools.partial(_landed, name, flight))
-        body = await asyncio.shield(flight[1])
+            flight.future.add_done_callback(functools.partial(_landed, name, flight))
+        body = await asyncio.shield(flight.future)
     if alias is not None:
-        near.put(alias, body, epoch, len(cast(bytes, body)))
-    return cast(bytes, body)
+        near.put(alias, body, epoch, len(body))
+    return body
 
 
-def _landed(name: str, flight: tuple[int, asyncio.Future[Any]], done: asyncio.Future[Any]) -> None:
+def _landed(name: str, flight: _Flight, done: asyncio.Future[bytes]) -> None:
     if _flights.get(name) is flight:
         del _flights[name]
-    if not done.cancelled() and done.exception() is None:
-        body: bytes = done.result()
-        near.put(name, body, flight[0], len(body))
+    if not flight.replaced and not done.cancelled() and done.exception() is None:
+        body = done.result()
+        near.put(name, (*flight.sources, body) if flight.sources else body, flight.epoch, len(body))
 
 
 async def store_view(name: str, view: dict[str, Any], tombstone: bytes | None = None) -> None:
