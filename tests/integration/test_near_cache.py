@@ -125,6 +125,42 @@ async def test_a_build_begun_before_an_invalidation_is_neither_joined_nor_kept(s
     assert await store.shared(name, build) == b"2", "the page built before the invalidation was kept"
 
 
+async def test_a_value_near_its_end_is_rebuilt_while_readers_keep_the_copy(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No reader waits for a hot value's expiry: the first one to find it due starts one
+    rebuild in the background and gets the copy; a rebuild that finds the same bytes
+    keeps the very object, so what was made from it (flagged pages) stays good."""
+    await listening()
+    builds = [1, 1, 2]
+    release = asyncio.Event()
+
+    async def build() -> bytes:
+        body = b"page %d" % builds.pop(0)  # a new object each time, equal or not
+        if not release.is_set():
+            await release.wait()
+        return body
+
+    name = cache.key("marks", "refresh")
+    release.set()
+    first = await store.shared(name, build)
+    release.clear()
+    monkeypatch.setattr(store.near, "due", lambda held: held == name)
+    readers = await asyncio.wait_for(asyncio.gather(*(store.shared(name, build) for _ in range(5))), 1.0)
+    assert all(body is first for body in readers), "a reader waited for the rebuild"
+    assert len(builds) == 1, "not exactly one rebuild in the background"
+    release.set()
+    await asyncio.sleep(0.01)
+    monkeypatch.setattr(store.near, "due", lambda held: False)
+    assert await store.shared(name, build) is first, "an equal rebuild replaced the object"
+
+    monkeypatch.setattr(store.near, "due", lambda held: held == name)
+    assert await store.shared(name, build) is first  # the copy, while "2" is built
+    await asyncio.sleep(0.01)
+    monkeypatch.setattr(store.near, "due", lambda held: False)
+    assert await store.shared(name, build) == b"page 2"
+
+
 async def test_a_failed_build_reaches_every_waiter_and_is_not_kept(settings: Settings) -> None:
     await listening()
     builds = 0

@@ -53,6 +53,19 @@ def test_copies_made_together_expire_spread_over_the_last_fifth_of_their_ttl(mon
     assert alive(1010.0) == 0  # all by the ttl
 
 
+def test_a_copy_is_due_for_a_rebuild_in_the_last_quarter_of_its_life(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = 1000.0
+    monkeypatch.setattr(time, "monotonic", lambda: now)
+    monkeypatch.setattr("quill.reads.near.random.random", lambda: 0.0)  # the whole ttl
+    near = _on(ttl=10.0)
+    near.put("a", 1, near.epoch, 1)
+    assert not near.due("a")
+    assert not near.due("missing")
+    now = 1007.6
+    assert near.due("a")
+    assert near.get("a") == 1  # still served while due
+
+
 def test_a_value_read_before_a_drop_is_not_stored_after_it() -> None:
     near = _on()
     epoch = near.epoch  # a read begins

@@ -12,7 +12,9 @@ bounded LRU, under three rules that keep it from outranking Redis and PostgreSQL
 - Every copy also expires within ``ttl`` seconds, a bound for a publish that a writer
   lost (Redis away at that moment). Each lives a random 80-100% of it, so the copies
   made together (every viewer's feed page after a start or a write) do not all expire
-  together and send their rebuilds to PostgreSQL in one burst.
+  together and send their rebuilds to PostgreSQL in one burst. A copy read in the last
+  quarter of its life is ``due``: a caller that can build it again does so in the
+  background while readers still get this copy, so a hot value never expires under them.
 
 It is bounded twice: by entries and by bytes (each ``put`` says what its value weighs),
 so a client asking for thousands of distinct large pages cannot grow a replica's memory.
@@ -29,6 +31,8 @@ __all__ = ["NearCache"]
 
 # A copy lives between (1 - _SPREAD) x ttl and ttl.
 _SPREAD = 0.2
+# A copy with less than this share of the ttl left is due for a rebuild.
+_DUE = 0.25
 
 
 class NearCache:
@@ -56,6 +60,11 @@ class NearCache:
             return None
         self._entries.move_to_end(name)
         return value
+
+    def due(self, name: str) -> bool:
+        """Whether the copy under ``name`` is in the last quarter of its life."""
+        entry = self._entries.get(name)
+        return entry is not None and entry[0] - time.monotonic() < self.ttl * _DUE
 
     def put(self, name: str, value: object, epoch: int, size: int) -> None:
         """Keep ``value`` (about ``size`` bytes), read at ``epoch``, unless an invalidation

@@ -293,23 +293,37 @@ async def shared(
     if body is None:
         flight = _flights.get(name)
         if flight is None or not flight.joins(epoch, made_from):
-            if flight is not None:
-                flight.replaced = True
-            flight = _Flight(epoch, made_from, asyncio.ensure_future(build()))
-            _flights[name] = flight
-            flight.future.add_done_callback(functools.partial(_landed, name, flight))
+            flight = _fly(name, build, epoch, made_from)
         body = await asyncio.shield(flight.future)
+    elif near.due(name) and name not in _flights:
+        _fly(name, build, epoch, made_from)  # in the background: this reader keeps the copy
     if alias is not None:
         near.put(alias, body, epoch, len(body))
     return body
 
 
+def _fly(name: str, build: Callable[[], Awaitable[bytes]], epoch: int, sources: tuple[object, ...]) -> _Flight:
+    replaced = _flights.get(name)
+    if replaced is not None:
+        replaced.replaced = True
+    flight = _flights[name] = _Flight(epoch, sources, asyncio.ensure_future(build()))
+    flight.future.add_done_callback(functools.partial(_landed, name, flight))
+    return flight
+
+
 def _landed(name: str, flight: _Flight, done: asyncio.Future[bytes]) -> None:
     if _flights.get(name) is flight:
         del _flights[name]
-    if not flight.replaced and not done.cancelled() and done.exception() is None:
-        body = done.result()
-        near.put(name, (*flight.sources, body) if flight.sources else body, flight.epoch, len(body))
+    if flight.replaced or done.cancelled() or done.exception() is not None:
+        return  # an exception is its waiters' (a background rebuild's: the next reader's)
+    body = done.result()
+    if flight.sources:
+        near.put(name, (*flight.sources, body), flight.epoch, len(body))
+        return
+    # A rebuild that found what was there keeps that very object: what was made from it
+    # (a page flagged with these marks) stays good.
+    held = recall(name)
+    near.put(name, held if held == body else body, flight.epoch, len(body))
 
 
 async def store_view(name: str, view: dict[str, Any], tombstone: bytes | None = None) -> None:
