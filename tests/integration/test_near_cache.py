@@ -161,6 +161,64 @@ async def test_a_value_near_its_end_is_rebuilt_while_readers_keep_the_copy(
     assert await store.shared(name, build) == b"page 2"
 
 
+async def test_a_background_rebuild_that_fails_or_spans_an_invalidation_is_not_kept(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild nobody waits for: its failure leaves the copy in place (and its error
+    retrieved), and one begun before an invalidation is not stored after it."""
+    await listening()
+    outcomes: list[bytes | Exception] = [b"page 1", RuntimeError("database away"), b"page 3", b"page 4"]
+    release = asyncio.Event()
+    release.set()
+
+    async def build() -> bytes:
+        outcome = outcomes.pop(0)
+        await release.wait()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    name = cache.key("list", "background")
+    first = await store.shared(name, build)
+    monkeypatch.setattr(store.near, "due", lambda held: held == name)
+    assert await store.shared(name, build) is first  # starts the rebuild that fails
+    await asyncio.sleep(0.01)
+    monkeypatch.setattr(store.near, "due", lambda held: False)
+    assert await store.shared(name, build) is first, "a failed rebuild dropped the copy"
+
+    release.clear()
+    monkeypatch.setattr(store.near, "due", lambda held: held == name)
+    assert await store.shared(name, build) is first  # starts "page 3", held back
+    monkeypatch.setattr(store.near, "due", lambda held: False)
+    epoch = store.near.epoch
+    await another_replica_invalidates(settings, prefixes=(cache.key("list", ""),))
+
+    async def heard() -> bool:
+        return store.near.epoch != epoch
+
+    await eventually(heard)
+    release.set()
+    assert await store.shared(name, build) == b"page 4", "a rebuild from before the invalidation was kept"
+
+
+async def test_an_alias_never_outlives_the_copy_it_repeats(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    await listening()
+    draws = iter([1.0, 0.0])  # the source the shortest life, the alias the longest
+    monkeypatch.setattr("quill.reads.near.random.random", lambda: next(draws))
+
+    async def build() -> bytes:
+        return b"page"
+
+    name, alias = cache.key("list", "source"), cache.key("list", "alias")
+    await store.shared(name, build)
+    source_expiry = store.near.expiry(name)
+    assert source_expiry is not None
+    await store.shared(name, build, alias=alias)
+    alias_expiry = store.near.expiry(alias)
+    assert alias_expiry is not None
+    assert alias_expiry <= source_expiry
+
+
 async def test_a_failed_build_reaches_every_waiter_and_is_not_kept(settings: Settings) -> None:
     await listening()
     builds = 0

@@ -66,14 +66,20 @@ class NearCache:
         entry = self._entries.get(name)
         return entry is not None and entry[0] - time.monotonic() < self.ttl * _DUE
 
-    def put(self, name: str, value: object, epoch: int, size: int) -> None:
+    def expiry(self, name: str) -> float | None:
+        """When the copy under ``name`` expires (``time.monotonic()``), if one is held."""
+        entry = self._entries.get(name)
+        return None if entry is None else entry[0]
+
+    def put(self, name: str, value: object, epoch: int, size: int, *, until: float | None = None) -> None:
         """Keep ``value`` (about ``size`` bytes), read at ``epoch``, unless an invalidation
-        arrived since."""
+        arrived since; not past ``until``, for a copy of another copy."""
         if not self.on or epoch != self.epoch or self.capacity == 0 or size > self.max_bytes // 4:
             return
         self._forget(name)
         lifetime = self.ttl * (1.0 - _SPREAD * random.random())  # noqa: S311 - not a secret
-        self._entries[name] = (time.monotonic() + lifetime, value, size)
+        expires = time.monotonic() + lifetime
+        self._entries[name] = (expires if until is None else min(expires, until), value, size)
         self.size += size
         while len(self._entries) > self.capacity or self.size > self.max_bytes:
             self._forget(next(iter(self._entries)))

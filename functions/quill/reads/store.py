@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from quill.cache import failures, get_redis, key, report_outage
+from quill.observability import get_logger
 from quill.reads.near import NearCache
 from quill.settings import get_settings
 
@@ -82,6 +83,7 @@ class _Flight:
     epoch: int
     sources: tuple[object, ...]
     future: asyncio.Future[bytes]
+    background: bool = False  # begun for a copy still held: no reader waits for it
     replaced: bool = False
 
     def joins(self, epoch: int, sources: tuple[object, ...]) -> bool:
@@ -93,6 +95,7 @@ class _Flight:
 
 
 near = NearCache(capacity=0, ttl=0.0)
+_log = get_logger("quill.reads.store")
 _listener: asyncio.Task[None] | None = None
 _listening_on: str | None = None  # the key prefix whose channel the listener hears
 _flights: dict[str, _Flight] = {}
@@ -156,6 +159,8 @@ async def aclose() -> None:
         # Bounded: shutting down must not wait on a connection in doubt.
         await asyncio.wait([listener], timeout=3 * _HEARTBEAT_SECONDS)
     near.reset(on=False)
+    for flight in _flights.values():
+        flight.future.cancel()
     _flights.clear()
 
 
@@ -296,17 +301,24 @@ async def shared(
             flight = _fly(name, build, epoch, made_from)
         body = await asyncio.shield(flight.future)
     elif near.due(name) and name not in _flights:
-        _fly(name, build, epoch, made_from)  # in the background: this reader keeps the copy
-    if alias is not None:
-        near.put(alias, body, epoch, len(body))
+        _fly(name, build, epoch, made_from, background=True)  # this reader keeps the copy
+    if alias is not None:  # never outlives the copy it repeats
+        near.put(alias, body, epoch, len(body), until=near.expiry(name))
     return body
 
 
-def _fly(name: str, build: Callable[[], Awaitable[bytes]], epoch: int, sources: tuple[object, ...]) -> _Flight:
+def _fly(
+    name: str,
+    build: Callable[[], Awaitable[bytes]],
+    epoch: int,
+    sources: tuple[object, ...],
+    *,
+    background: bool = False,
+) -> _Flight:
     replaced = _flights.get(name)
     if replaced is not None:
         replaced.replaced = True
-    flight = _flights[name] = _Flight(epoch, sources, asyncio.ensure_future(build()))
+    flight = _flights[name] = _Flight(epoch, sources, asyncio.ensure_future(build()), background)
     flight.future.add_done_callback(functools.partial(_landed, name, flight))
     return flight
 
@@ -314,8 +326,14 @@ def _fly(name: str, build: Callable[[], Awaitable[bytes]], epoch: int, sources: 
 def _landed(name: str, flight: _Flight, done: asyncio.Future[bytes]) -> None:
     if _flights.get(name) is flight:
         del _flights[name]
-    if flight.replaced or done.cancelled() or done.exception() is not None:
-        return  # an exception is its waiters' (a background rebuild's: the next reader's)
+    if done.cancelled():
+        return
+    if (error := done.exception()) is not None:  # retrieved here, whoever else waits
+        if flight.background:  # nobody waits: say so (the copy stays until it expires)
+            _log.warning("near_cache_rebuild_failed", name=name, error=type(error).__name__)
+        return
+    if flight.replaced:
+        return
     body = done.result()
     if flight.sources:
         near.put(name, (*flight.sources, body), flight.epoch, len(body))
