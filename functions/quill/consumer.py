@@ -23,10 +23,12 @@ limit, a dependency away).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import CloudEvent, from_http
+from psycopg import sql
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -44,16 +46,40 @@ from quill.function import Call, Endpoint
 from quill.http import error_body, json, read_body
 from quill.observability import EVENTS_CONSUMED, bind_log_context, get_logger
 
-__all__ = ["Consumer", "EventHandler", "EventRejected", "is_permanent", "parse_event"]
+__all__ = ["Claim", "ClaimingHandler", "Consumer", "EventHandler", "EventRejected", "is_permanent", "parse_event"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A consumer's de-duplication claim on one event, for a handler that writes with a
+    single statement: ``cte`` goes first in that statement's WITH list (it is named
+    ``claim``), every write of the statement is made conditional on ``EXISTS (SELECT FROM
+    claim)``, and the statement answers whether the claim was taken. The claim and the
+    effect then commit together in one round trip, in autocommit, where a transaction
+    around them costs four (BEGIN, the claim, the write, COMMIT)."""
+
+    consumer: str
+    source: str
+    event_id: str
+
+    cte: ClassVar[str] = """claim AS (
+    INSERT INTO processed_events (consumer, source, event_id)
+    VALUES (%(claim_consumer)s, %(claim_source)s, %(claim_event_id)s)
+    ON CONFLICT DO NOTHING RETURNING event_id
+)"""
+
+    def params(self) -> dict[str, Any]:
+        return {"claim_consumer": self.consumer, "claim_source": self.source, "claim_event_id": self.event_id}
+
 
 EventHandler = Callable[[Transaction, CloudEvent], Awaitable[None]]
+# Writes with one statement that embeds the claim; answers whether the claim was taken
+# (False: a duplicate, and the statement changed nothing).
+ClaimingHandler = Callable[[Transaction, CloudEvent, Claim], Awaitable[bool]]
 
 _log = get_logger("quill.consumer")
 
-_CLAIM = """
-INSERT INTO processed_events (consumer, source, event_id) VALUES (%s, %s, %s)
-ON CONFLICT DO NOTHING RETURNING event_id
-"""
+_CLAIM = sql.SQL("WITH {claim} SELECT event_id FROM claim").format(claim=sql.SQL(Claim.cte)).as_string(None)
 
 
 # What may pass by the next delivery; every other QuillError says the event is wrong.
@@ -83,19 +109,24 @@ class Consumer:
     which must never refuse an event, needs. ``writes=False`` is for handlers that change
     nothing in PostgreSQL (they record what is stale, for the read side to drop): the
     de-duplication claim is then the only write, one statement in autocommit, instead of
-    a transaction (BEGIN and COMMIT) around it."""
+    a transaction (BEGIN and COMMIT) around it. ``claiming`` handlers write with a single
+    statement that takes the claim itself (``Claim``): one round trip per event."""
 
     def __init__(
         self,
         name: str,
-        handlers: Mapping[str, EventHandler],
+        handlers: Mapping[str, EventHandler] | None = None,
         *,
+        claiming: Mapping[str, ClaimingHandler] | None = None,
         deduplicate: bool = True,
         validate: bool = True,
         writes: bool = True,
     ) -> None:
+        if claiming and not deduplicate:
+            raise ValueError("a claiming handler de-duplicates by its claim")
         self.name = name
-        self.handlers = handlers
+        self.handlers = handlers if handlers is not None else {}
+        self.claiming = claiming if claiming is not None else {}
         self.deduplicate = deduplicate
         self.validate = validate
         self.writes = writes
@@ -117,12 +148,19 @@ class Consumer:
             subject=attributes.get("subject"),
         )
         handler = self.handlers.get(attributes["type"])
-        if handler is None:
+        claiming = self.claiming.get(attributes["type"])
+        if handler is None and claiming is None:
             return self._done(event, "unexpected_type", 400, {"type": [f"{self.name} does not take this type"]})
         invalid = find_data_errors(attributes["type"], event.data) if self.validate else {}
         if invalid:
             return self._done(event, "invalid", 422, invalid, reason="data does not match the type's schema")
         try:
+            if claiming is not None:
+                async with transaction(self.name, one_statement=True) as tx:
+                    if not await claiming(tx, event, self._claim(attributes)):
+                        return self._done(event, "duplicate", 202)
+                return self._done(event, "processed", 202)
+            assert handler is not None
             async with transaction(self.name, one_statement=not self.writes) as tx:
                 if self.writes and await self._seen(tx, attributes):
                     return self._done(event, "duplicate", 202)
@@ -151,8 +189,11 @@ class Consumer:
         one that does not de-duplicate."""
         if not self.deduplicate:
             return False
-        cursor = await tx.conn.execute(_CLAIM, (self.name, attributes["source"], attributes["id"]))
+        cursor = await tx.conn.execute(_CLAIM, self._claim(attributes).params())
         return await cursor.fetchone() is None
+
+    def _claim(self, attributes: Mapping[str, Any]) -> Claim:
+        return Claim(self.name, attributes["source"], attributes["id"])
 
     def _done(
         self,

@@ -8,19 +8,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from quill import events
-from quill.consumer import Consumer
+from quill.consumer import Claim, Consumer
 from quill.domain import search as index
 from quill.domain.outbox import Transaction
 from quill.function import Function
 
 
-async def article_changed(tx: Transaction, event: CloudEvent) -> None:
-    await index.reindex(tx, int(event.data["id"]))
+async def article_changed(tx: Transaction, event: CloudEvent, claim: Claim) -> bool:
+    return await index.reindex(tx, int(event.data["id"]), claim)
 
 
 CONSUMER = Consumer(
     "search",
-    {
+    claiming={
         events.ARTICLE_CREATED: article_changed,
         events.ARTICLE_UPDATED: article_changed,
         events.ARTICLE_DELETED: article_changed,

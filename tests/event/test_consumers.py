@@ -158,6 +158,25 @@ async def test_search_follows_updates_and_deletes_even_out_of_order(
     assert count(settings, "SELECT count(*) FROM search_documents") == 0
 
 
+async def test_search_takes_an_event_once_its_claim_and_reindex_one_statement(
+    api: Api, api_for: ApiFactory, settings: Settings
+) -> None:
+    """The claim and the reindex are one statement: a duplicate changes nothing, even when
+    the article changed since (its own event reindexes it)."""
+    alice = await api.register("alice")
+    search = await api_for("search")
+    slug = (await api.create_article(alice, "Sleeping dragons"))["slug"]
+    created = make_event(events.ARTICLE_CREATED, emitted(events.ARTICLE_CREATED, article_id_of(slug)))
+    assert (await deliver(search, created)).status_code == 202
+    await api.put(f"/api/articles/{slug}", alice, json={"article": {"title": "Waking gardens"}})
+
+    assert (await deliver(search, created)).status_code == 202  # the broker repeats it
+
+    assert count(settings, "SELECT count(*) FROM processed_events WHERE consumer = 'search'") == 1
+    assert (await api.get("/api/articles?q=dragons")).json()["articlesCount"] == 1
+    assert (await api.get("/api/articles?q=gardens")).json()["articlesCount"] == 0
+
+
 async def test_cache_consumer_drops_every_view_embedding_a_changed_author(api: Api, api_for: ApiFactory) -> None:
     alice = await api.register("alice")
     slug = (await api.create_article(alice, "Cached"))["slug"]

@@ -86,12 +86,12 @@ async def test_a_handler_bug_is_retried_by_the_broker_and_delivered_once_fixed(
     reindex = index.reindex
     calls = 0
 
-    async def buggy_then_fixed(*args: Any) -> None:
+    async def buggy_then_fixed(*args: Any) -> bool:
         nonlocal calls
         calls += 1
         if calls <= 2:  # two attempts meet the bug, then the fix is deployed
             raise KeyError("id")
-        await reindex(*args)
+        return await reindex(*args)
 
     monkeypatch.setattr(index, "reindex", buggy_then_fixed)
     await broker("search", events.ARTICLE_CREATED).ingest(good)
@@ -107,9 +107,10 @@ async def test_a_schema_invalid_event_is_dead_lettered_at_the_first_attempt(
 ) -> None:
     calls = 0
 
-    async def count_calls(*args: Any) -> None:
+    async def count_calls(*args: Any) -> bool:
         nonlocal calls
         calls += 1
+        return True
 
     monkeypatch.setattr(index, "reindex", count_calls)
     await broker("search", events.ARTICLE_CREATED).ingest(event(events.ARTICLE_CREATED, {"id": 1}))

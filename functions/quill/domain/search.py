@@ -7,11 +7,13 @@ the index matching the current article.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from psycopg import sql
 
 if TYPE_CHECKING:
+    from quill.consumer import Claim
     from quill.domain.outbox import Transaction
 
 
@@ -27,25 +29,40 @@ DOCUMENT = """setweight(to_tsvector('english', a.title), 'A')
        || setweight(to_tsvector('english', a.description || ' ' || array_to_string(a.tag_list, ' ')), 'B')
        || setweight(to_tsvector('english', a.body), 'C')"""
 
-_REINDEX = (
-    sql.SQL("""
-INSERT INTO search_documents (article_id, document, indexed_at)
-SELECT a.id,
-       {document},
-       clock_timestamp()
-FROM articles a WHERE a.id = %s
-ON CONFLICT (article_id) DO UPDATE SET document = EXCLUDED.document, indexed_at = EXCLUDED.indexed_at
-""")
-    .format(document=sql.SQL(DOCUMENT))
-    .as_string(None)
+# After the consumer's claim (``Claim.cte``, which opens the WITH list): the article's
+# document from its row, or, for an article that is gone, none. Both only when the
+# claim was taken, so a duplicate changes nothing.
+_REINDEX = sql.SQL("""
+indexed AS (
+    INSERT INTO search_documents (article_id, document, indexed_at)
+    SELECT a.id, {document}, clock_timestamp()
+    FROM articles a WHERE a.id = %(article_id)s AND EXISTS (SELECT FROM claim)
+    ON CONFLICT (article_id) DO UPDATE SET document = EXCLUDED.document, indexed_at = EXCLUDED.indexed_at
+    RETURNING article_id
+), forgotten AS (
+    DELETE FROM search_documents
+    WHERE article_id = %(article_id)s AND EXISTS (SELECT FROM claim)
+      AND NOT EXISTS (SELECT FROM articles WHERE id = %(article_id)s)
+    RETURNING article_id
 )
-_FORGET = "DELETE FROM search_documents WHERE article_id = %s"
+SELECT EXISTS (SELECT FROM claim) AS claimed
+""").format(document=sql.SQL(DOCUMENT))
 
 
-async def reindex(tx: Transaction, article_id: int) -> None:
-    """Index the article as it is now; a deleted article leaves the index. Search pages
+@functools.cache
+def _reindex(claim: str) -> str:
+    return sql.SQL("WITH {claim},{reindex}").format(claim=sql.SQL(claim), reindex=_REINDEX).as_string(None)
+
+
+async def reindex(tx: Transaction, article_id: int, claim: Claim) -> bool:
+    """Index the article as it is now (a deleted article leaves the index), in the same
+    statement as the consumer's ``claim``; answer whether the claim was taken. Search pages
     built before the reindex miss the change: ``reads.stale`` drops them after commit."""
-    cursor = await tx.conn.execute(_REINDEX, (article_id,))
-    if cursor.rowcount == 0:
-        await tx.conn.execute(_FORGET, (article_id,))
-    tx.changed(REINDEXED, {"id": article_id})
+    params = claim.params()
+    params["article_id"] = article_id
+    cursor = await tx.conn.execute(_reindex(claim.cte), params)
+    row = await cursor.fetchone()
+    claimed = bool(row and row["claimed"])
+    if claimed:
+        tx.changed(REINDEXED, {"id": article_id})
+    return claimed
