@@ -59,7 +59,16 @@ def test_the_coldstart_benchmark_runs_and_reports_ratios(servers: Servers, tmp_p
 
 def test_the_apptime_benchmark_measures_every_case_beside_the_floor(servers: Servers, tmp_path: Path) -> None:
     report = _bench("apptime", servers, tmp_path)
-    assert set(report["cases"]) == {"floor", "liveness", "article", "list", "profile_anonymous"}
+    assert set(report["cases"]) == {
+        "floor",
+        "liveness",
+        "article",
+        "list",
+        "profile_anonymous",
+        "list_signed_in",
+        "feed",
+        "user",
+    }
     assert report["cases"]["floor"]["x_floor"] == 1.0
     assert all(case["best_us"] > 0 for case in report["cases"].values())
 

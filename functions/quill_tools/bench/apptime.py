@@ -23,17 +23,25 @@ from typing import Any
 
 __all__ = ["CASES", "run"]
 
-# name -> (function target, path); {slug} and {username} are filled from the seed.
-CASES: dict[str, tuple[str, str]] = {
-    "floor": ("floor", "/"),
-    "liveness": ("posts", "/health/liveness"),
-    "article": ("posts", "/api/articles/{slug}"),
-    "list": ("posts", "/api/articles?limit=20"),
-    "profile_anonymous": ("profile", "/api/profiles/{username}"),
+# name -> (function target, path, signed in); {slug} and {username} are filled from the
+# seed: two accounts with an article each, the first following the second. The signed-in
+# cases are issue 16's reads: their figure beside the anonymous one's is the steady form
+# of ``warm``'s signed-in / anonymous ratio.
+CASES: dict[str, tuple[str, str, bool]] = {
+    "floor": ("floor", "/", False),
+    "liveness": ("posts", "/health/liveness", False),
+    "article": ("posts", "/api/articles/{slug}", False),
+    "list": ("posts", "/api/articles?limit=20", False),
+    "profile_anonymous": ("profile", "/api/profiles/{username}", False),
+    "list_signed_in": ("posts", "/api/articles?limit=20", True),
+    "feed": ("posts", "/api/articles/feed?limit=20", True),
+    "user": ("login", "/api/user", True),
 }
 
 
 def run(admin_url: str, redis_url: str, *, passes: int = 3, rounds: int = 7, calls: int = 5000) -> dict[str, Any]:
+    import httpx
+
     from quill_tools.bench import baselines
     from quill_tools.bench.harness import migrated_scratch, start_quill
     from quill_tools.bench.load import seed
@@ -42,13 +50,15 @@ def run(admin_url: str, redis_url: str, *, passes: int = 3, rounds: int = 7, cal
     with migrated_scratch(admin_url, redis_url, "apptime") as scratch:
         baselines.write(scratch.folder)
         with start_quill(["serve", "bundle"], scratch.env, scratch.folder) as bundle:
-            account = asyncio.run(seed(bundle.base_url, users=1, articles_per_user=1))[0]
+            account, followed = asyncio.run(seed(bundle.base_url, users=2, articles_per_user=1))
+            follow = f"{bundle.base_url}/api/profiles/{followed['username']}/follow"
+            httpx.post(follow, headers={"Authorization": f"Token {account['token']}"}).raise_for_status()
         env = {**os.environ, **scratch.env, "LOG_LEVEL": "warning"}
         samples: dict[str, list[float]] = {name: [] for name in CASES}
         for _ in range(passes):
-            for name, (target, path) in CASES.items():
+            for name, (target, path, signed_in) in CASES.items():
                 argv = [sys.executable, "-m", "quill_tools.bench.apptime", target, path.format(**account)]
-                argv += [str(scratch.folder), str(rounds), str(calls)]
+                argv += [str(scratch.folder), str(rounds), str(calls), account["token"] if signed_in else ""]
                 done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)  # noqa: S603
                 samples[name].append(json.loads(done.stdout.strip().splitlines()[-1])["median_us"])
     for name, medians in samples.items():
@@ -59,8 +69,11 @@ def run(admin_url: str, redis_url: str, *, passes: int = 3, rounds: int = 7, cal
     return results
 
 
-async def _loop(app: Any, path: str, rounds: int, calls: int) -> list[float]:
+async def _loop(app: Any, path: str, rounds: int, calls: int, token: str) -> list[float]:
     route, _, query = path.partition("?")
+    headers = [(b"host", b"quill_tools.bench")]
+    if token:
+        headers.append((b"authorization", f"Token {token}".encode()))
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -71,7 +84,7 @@ async def _loop(app: Any, path: str, rounds: int, calls: int) -> list[float]:
         "raw_path": route.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"quill_tools.bench")],
+        "headers": headers,
         "client": ("127.0.0.1", 40000),
         "server": ("quill_tools.bench", 80),
     }
@@ -97,7 +110,7 @@ async def _loop(app: Any, path: str, rounds: int, calls: int) -> list[float]:
     return per_call
 
 
-def _main(target: str, path: str, folder: str, rounds: int, calls: int) -> None:
+def _main(target: str, path: str, folder: str, rounds: int, calls: int, token: str = "") -> None:
     if target == "floor":
         from functions_framework.aio import create_asgi_app
 
@@ -109,7 +122,7 @@ def _main(target: str, path: str, folder: str, rounds: int, calls: int) -> None:
 
     async def measure() -> list[float]:
         try:
-            return await _loop(app, path, rounds, calls)
+            return await _loop(app, path, rounds, calls, token)
         finally:
             if target != "floor":
                 await aclose_all()
@@ -119,4 +132,4 @@ def _main(target: str, path: str, folder: str, rounds: int, calls: int) -> None:
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    _main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), *sys.argv[6:7])
