@@ -66,3 +66,26 @@ def test_the_client_libraries_baseline_is_shown_beside_the_worst_start_and_never
     row = {row["target"]: row for row in targets(results)}["cold start to first real 200 <= 1.3x floor"]
     assert row["measured"] == "worst posts 1.60x (the client libraries alone: 1.45x)"
     assert not row["met"]
+
+
+def test_quills_own_share_of_a_cold_start_is_judged_over_the_client_libraries() -> None:
+    """Issue 16's frame: each function over the ``clients`` baseline of the same run."""
+    results = _results(posts_ratio=1.6, mixed_errors=0)
+    cold = results["coldstart"]["targets"]
+    cold["clients"] = {**cold["floor"], "first_route_vs_floor": 1.5}
+    cold["login"] = {**cold["floor"], "first_route_vs_floor": 1.56}
+    name = "cold start: Quill's own share over the client libraries (first real 200 / clients) <= 1.05x"
+
+    missed = {row["target"]: row for row in targets(results)}[name]
+    cold["posts"]["first_route_vs_floor"] = 1.55
+    met = {row["target"]: row for row in targets(results)}[name]
+
+    assert missed["measured"] == "worst posts 1.07x, median 1.05x (clients 1.50x the floor)"
+    assert not missed["met"]
+    assert met["measured"] == "worst login 1.04x, median 1.04x (clients 1.50x the floor)"
+    assert met["met"]
+
+
+def test_without_the_client_libraries_baseline_quills_own_share_is_not_judged() -> None:
+    rows = {row["target"] for row in targets(_results(posts_ratio=1.2, mixed_errors=0))}
+    assert not any("own share" in target for target in rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -223,6 +224,17 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if clients := cold["targets"].get("clients"):
             measured += f" (the client libraries alone: {clients['first_route_vs_floor']:.2f}x)"
         check("cold start to first real 200 <= 1.3x floor", measured, ratio <= 1.3)
+        if clients:
+            # Issue 16's frame: what Quill adds to the libraries no function can start without.
+            base = clients["first_route_vs_floor"]
+            own = {name: row["first_route_vs_floor"] / base for name, row in quill.items()}
+            heaviest = max(own, key=lambda name: own[name])
+            check(
+                "cold start: Quill's own share over the client libraries (first real 200 / clients) <= 1.05x",
+                f"worst {heaviest} {own[heaviest]:.2f}x, median {statistics.median(own.values()):.2f}x"
+                f" (clients {base:.2f}x the floor)",
+                own[heaviest] <= 1.05,
+            )
         rss = max(row["rss_mib"] for row in quill.values())
         check("RSS after first request < 90 MiB", f"max {rss:.0f} MiB", rss < 90)
     if warm := results.get("warm"):
