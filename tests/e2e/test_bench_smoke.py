@@ -105,3 +105,27 @@ def test_the_scale_benchmark_seeds_measures_and_explains(servers: Servers, tmp_p
         assert cell["errors"] == 0, name
         if name != "list_served":  # a page served from memory has no statement to explain
             assert not cell["explain"]["page"]["scans_articles"], cell["explain"]["page"]["plan"]
+
+
+def test_the_seed_makes_each_account_follow_the_next_ones_so_feeds_have_pages(servers: Servers) -> None:
+    """``warm``'s feed cell reads real pages: each account follows the next ``follows``."""
+    import asyncio
+
+    import httpx
+
+    from quill_tools.bench.harness import migrated_scratch, start_quill
+    from quill_tools.bench.load import seed
+
+    with (
+        migrated_scratch(servers.admin_url, servers.redis_url, "seedtest") as scratch,
+        start_quill(["serve", "bundle"], scratch.env, scratch.folder) as bundle,
+    ):
+        accounts = asyncio.run(seed(bundle.base_url, users=3, articles_per_user=1, follows=2))
+        feeds = [
+            httpx.get(f"{bundle.base_url}/api/articles/feed", headers={"Authorization": f"Token {account['token']}"})
+            for account in accounts
+        ]
+
+    authors = [sorted(article["author"]["username"] for article in feed.json()["articles"]) for feed in feeds]
+    assert authors == [["user1", "user2"], ["user0", "user2"], ["user0", "user1"]]
+    assert all(article["author"]["following"] for feed in feeds for article in feed.json()["articles"])

@@ -63,8 +63,10 @@ class MixedResult:
         }
 
 
-async def seed(base_url: str, users: int, articles_per_user: int) -> list[dict[str, str]]:
-    """Register ``users`` accounts with a few articles each; return their tokens and slugs."""
+async def seed(base_url: str, users: int, articles_per_user: int, follows: int = 0) -> list[dict[str, str]]:
+    """Register ``users`` accounts with a few articles each, each following the ``follows``
+    accounts after it (wrapping round), so that a feed has a page to show; return their
+    tokens and slugs."""
     accounts: list[dict[str, str]] = []
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         for number in range(users):
@@ -92,6 +94,13 @@ async def seed(base_url: str, users: int, articles_per_user: int) -> list[dict[s
                 created.raise_for_status()
                 slug = created.json()["article"]["slug"]
             accounts.append({"username": name, "token": token, "slug": slug})
+        for number, account in enumerate(accounts):
+            for step in range(1, min(follows, users - 1) + 1):
+                followed = accounts[(number + step) % users]["username"]
+                response = await client.post(
+                    f"/api/profiles/{followed}/follow", headers={"Authorization": f"Token {account['token']}"}
+                )
+                response.raise_for_status()
     return accounts
 
 

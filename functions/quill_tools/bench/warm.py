@@ -43,6 +43,10 @@ ROUTES: tuple[str, ...] = (
 )
 WRITES: tuple[str, ...] = ("create", "update", "favorite", "comment")
 WRITE_CONCURRENCY = 32
+# Each account follows this many others, as a frontend's user does: the feed cell reads a
+# page of their articles (with no follows every feed was the empty page), and the signed-in
+# list and article carry some ``following`` flags set.
+FOLLOWS = 5
 
 # The function that serves each route alone (knative/routing.yaml sends it there).
 OWNER = {
@@ -133,7 +137,7 @@ def run(
     with migrated_scratch(admin_url, redis_url, "warm") as scratch:
         env, folder = scratch.env, scratch.folder
         with start_quill(["serve", "bundle"], env, folder) as bundle:
-            accounts = asyncio.run(seed(bundle.base_url, users=20, articles_per_user=2))
+            accounts = asyncio.run(seed(bundle.base_url, users=20, articles_per_user=2, follows=FOLLOWS))
             results["baselines"] = reference = {
                 name: _measure_all(argv, concurrencies, seconds, accounts)
                 for name, argv in baselines.write(folder).items()
