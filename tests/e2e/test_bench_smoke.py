@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -9,8 +10,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from quill_tools.bench.harness import migrated_scratch, start_quill
+from quill_tools.bench.load import seed
 from tests.conftest import Servers
 from tests.e2e.conftest import QUILL
 
@@ -109,13 +113,6 @@ def test_the_scale_benchmark_seeds_measures_and_explains(servers: Servers, tmp_p
 
 def test_the_seed_makes_each_account_follow_the_next_ones_so_feeds_have_pages(servers: Servers) -> None:
     """``warm``'s feed cell reads real pages: each account follows the next ``follows``."""
-    import asyncio
-
-    import httpx
-
-    from quill_tools.bench.harness import migrated_scratch, start_quill
-    from quill_tools.bench.load import seed
-
     with (
         migrated_scratch(servers.admin_url, servers.redis_url, "seedtest") as scratch,
         start_quill(["serve", "bundle"], scratch.env, scratch.folder) as bundle,

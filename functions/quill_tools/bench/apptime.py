@@ -24,7 +24,7 @@ from typing import Any
 __all__ = ["CASES", "run"]
 
 # name -> (function target, path, signed in); {slug} and {username} are filled from the
-# seed: two accounts with an article each, the first following the second. The signed-in
+# seed: two accounts with an article each, following each other. The signed-in
 # cases are issue 16's reads: their figure beside the anonymous one's is the steady form
 # of ``warm``'s signed-in / anonymous ratio.
 CASES: dict[str, tuple[str, str, bool]] = {
@@ -40,8 +40,6 @@ CASES: dict[str, tuple[str, str, bool]] = {
 
 
 def run(admin_url: str, redis_url: str, *, passes: int = 3, rounds: int = 7, calls: int = 5000) -> dict[str, Any]:
-    import httpx
-
     from quill_tools.bench import baselines
     from quill_tools.bench.harness import migrated_scratch, start_quill
     from quill_tools.bench.load import seed
@@ -50,9 +48,7 @@ def run(admin_url: str, redis_url: str, *, passes: int = 3, rounds: int = 7, cal
     with migrated_scratch(admin_url, redis_url, "apptime") as scratch:
         baselines.write(scratch.folder)
         with start_quill(["serve", "bundle"], scratch.env, scratch.folder) as bundle:
-            account, followed = asyncio.run(seed(bundle.base_url, users=2, articles_per_user=1))
-            follow = f"{bundle.base_url}/api/profiles/{followed['username']}/follow"
-            httpx.post(follow, headers={"Authorization": f"Token {account['token']}"}).raise_for_status()
+            account = asyncio.run(seed(bundle.base_url, users=2, articles_per_user=1, follows=1))[0]
         env = {**os.environ, **scratch.env, "LOG_LEVEL": "warning"}
         samples: dict[str, list[float]] = {name: [] for name in CASES}
         for _ in range(passes):
