@@ -1,19 +1,19 @@
-"""``quill dev``'s one-port server: the gateway, the broker and every function, locally.
+"""``quill dev``'s one-port server: the gateway, the broker's ingress and every function, locally.
 
 - ``/_broker/<namespace>/<name>``: the broker ingress (``K_SINK``), routing events by
   the Triggers in ``eventing/base``;
 - ``/_functions/<name>/…``: each function target, where the broker delivers events;
 - everything else: the ``bundle`` target, routed by ``knative/routing.yaml``.
 
-It also runs, on its lifespan, the broker's dispatcher and the outbox relay that a
-PingSource drives in the cluster. The events its own functions emit reach the broker in
-process, and the broker delivers to its own functions in process: the same requests
-and answers as over HTTP, without a TCP round trip through itself for each.
+The events its own functions emit reach the broker's ingest in process. The broker's
+dispatcher, the outbox relay that a PingSource drives in the cluster, and the event
+functions it delivers to run in a second process (``devworker``), started and stopped
+on this server's lifespan: delivering an event costs about what serving a request does,
+and it would otherwise be taken from the requests' time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -23,40 +23,28 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quill import events
 from quill.consumer import parse_event
-from quill.domain import outbox
 from quill.edge import Lifespan
-from quill.errors import NotFoundError, QuillError
-from quill.events import Envelope, SendFailed
-from quill.http import error_body, error_response, json, status_of
-from quill.observability import get_logger
-from quill.routing import load_function
+from quill.errors import QuillError
+from quill.http import error_body, error_response, json
 from quill.serving import closing_pools, create_app
+from quill.settings import get_settings
+from quill_tools import devworker
 from quill_tools.broker import config as broker_config
 from quill_tools.broker.local import LocalBroker
+from quill_tools.localfunctions import PREFIX, LocalFunctions
 
-__all__ = ["RELAY_SECONDS", "DevServer"]
-
-RELAY_SECONDS = 5.0
-
-_log = get_logger("quill.dev")
+__all__ = ["DevServer"]
 
 
 class DevServer:
-    def __init__(self, base_url: str, *, relay_seconds: float = RELAY_SECONDS) -> None:
+    def __init__(self, base_url: str, *, relay_seconds: float = devworker.RELAY_SECONDS) -> None:
         self.base_url = base_url.rstrip("/")
-        self.broker = LocalBroker(broker_config.load(), self.function_url, self._serving)
+        self.functions = LocalFunctions(self.base_url)
+        # Here only the broker's ingest: its dispatcher runs in the worker.
+        self.broker = LocalBroker(broker_config.load(), self.functions.url_of)
         self.bundle: ASGIApp = create_app("bundle")
         self.relay_seconds = relay_seconds
-        self._stop = asyncio.Event()
         self._app = Lifespan(self._route, self._running)
-        self._functions: dict[str, ASGIApp] = {}  # each target behind its own edge, built on first delivery
-
-    def function_url(self, name: str) -> str:
-        return f"{self.base_url}/_functions/{name}/"
-
-    def _serving(self, url: str) -> ASGIApp | None:
-        """This server's app, for a URL of one of its functions."""
-        return self._route if url.startswith(f"{self.base_url}/_functions/") else None
 
     @property
     def sink(self) -> str:
@@ -70,16 +58,8 @@ class DevServer:
         if scope["type"] == "http" and path == self.broker.path:
             response = await self._ingress(Request(scope, receive))
             await response(scope, receive, send)
-        elif scope["type"] == "http" and path.startswith("/_functions/"):
-            name = path.split("/")[2]
-            try:
-                load_function(name)
-            except LookupError:
-                await error_response(NotFoundError({"function": ["not found"]}))(scope, receive, send)
-                return
-            if name not in self._functions:
-                self._functions[name] = create_app(name)
-            await self._functions[name](scope, receive, send)
+        elif scope["type"] == "http" and path.startswith(PREFIX):
+            await self.functions(scope, receive, send)
         else:
             await self.bundle(scope, receive, send)
 
@@ -92,34 +72,16 @@ class DevServer:
             return error_response(error)
         return Response(status_code=202)
 
-    async def _take(self, envelope: Envelope) -> None:
-        """One of this process's own events, ingested as the HTTP ingress would take it."""
-        try:
-            await self.broker.ingest(envelope.to_cloudevent())
-        except QuillError as error:  # PostgreSQL away (503): the outbox keeps the event
-            raise SendFailed(type(error).__name__, status_of(error)) from error
-
-    async def _relay_forever(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sent = await outbox.relay()
-                if sent:
-                    _log.info("outbox_relayed", sent=sent)
-            except Exception:
-                _log.exception("outbox_relay_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.relay_seconds)
-
     @contextlib.asynccontextmanager
     async def _running(self, app: object) -> AsyncIterator[None]:
-        """The broker's dispatcher and the outbox relay, for as long as the server runs."""
+        """The worker (the broker's dispatcher, the outbox relay, the event functions), for
+        as long as the server runs."""
         # Served in process until the pools close: the sends a shutdown drains still land.
-        events.serve_in_process(self.sink, self._take)
+        events.serve_in_process(self.sink, self.broker.take)
+        worker = devworker.start(get_settings(), self.base_url, relay_seconds=self.relay_seconds)
         try:
             async with closing_pools(app):
-                tasks = [asyncio.create_task(self.broker.run(self._stop)), asyncio.create_task(self._relay_forever())]
                 yield
-                self._stop.set()
-                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            await devworker.stop(worker)
             events.serve_in_process(self.sink, None)

@@ -107,6 +107,95 @@ def test_quill_dev_stops_its_embedded_servers_on_sigterm_and_sigint(
             os.kill(pid, signal.SIGKILL)
 
 
+def _children(pid: int) -> list[int]:
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _stat(int(entry.name)) is not None and _stat(int(entry.name))[1] == pid
+    ]
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """A process's state, parent and niceness, from ``/proc/<pid>/stat``; None once it is gone."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1]), int(fields[16])
+
+
+def _worker_of(running: Running) -> int:
+    from quill_tools.devworker import NICENESS
+
+    deadline = time.monotonic() + 10  # it lowers its priority as it starts, after the server is ready
+    while True:
+        workers = [pid for pid in _children(running.process.pid) if (_stat(pid) or ("", 0, 0))[2] == NICENESS]
+        if workers or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(workers) == 1, f"expected one worker at niceness {NICENESS}: {workers}"
+    return workers[0]
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        stat = _stat(pid)
+        if stat is None or stat[0] == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_quill_dev_delivers_events_from_its_worker_process_at_a_lower_priority(
+    start_quill: Any, machine_env: dict[str, str]
+) -> None:
+    """The requests keep the server's process; the deliveries (and the consumers they
+    call) run in a niced worker, so a paused worker holds the events back, the server
+    still answers, and nothing is lost: the worker delivers them when it resumes."""
+    running: Running = start_quill("dev", env=machine_env)
+    wait_ready(running)
+    worker = _worker_of(running)
+    with httpx.Client(base_url=running.base_url, timeout=10) as client:
+        token = client.post(
+            "/api/users", json={"user": {"username": "w", "email": "w@example.com", "password": "password123"}}
+        ).json()["user"]["token"]
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            created = client.post(
+                "/api/articles",
+                headers={"Authorization": f"Token {token}"},
+                json={"article": {"title": "Kites in winter", "description": "d", "body": "b"}},
+            )
+            assert created.status_code == 201, created.text
+            time.sleep(1.0)
+            assert client.get("/api/articles", params={"q": "kites"}).json()["articlesCount"] == 0
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while client.get("/api/articles", params={"q": "kites"}).json()["articlesCount"] == 0:
+            assert time.monotonic() < deadline, "the worker did not deliver once resumed"
+            time.sleep(0.05)
+
+    assert stop(running) == 0
+    assert _gone(worker, 1.0)
+
+
+def test_quill_dev_worker_stops_by_itself_when_the_server_is_killed(
+    start_quill: Any, machine_env: dict[str, str]
+) -> None:
+    running: Running = start_quill("dev", env=machine_env)
+    wait_ready(running)
+    worker = _worker_of(running)
+    running.process.kill()
+    running.process.wait()
+    try:
+        assert _gone(worker, 10.0), "the worker outlived its server"
+    finally:
+        if not _gone(worker, 0):
+            os.kill(worker, signal.SIGKILL)
+
+
 def test_quill_serve_runs_one_function_with_only_its_routes(start_quill: Any, machine_env: dict[str, str]) -> None:
     running: Running = start_quill("serve", "profile", env=machine_env)
     seconds = wait_ready(running)

@@ -294,6 +294,27 @@ async def test_accepted_events_survive_a_broker_restart(receiver: Receiver, sett
     assert deliveries(settings)[0][1] == "delivered"
 
 
+async def test_an_ingest_wakes_a_dispatcher_that_listens_elsewhere(receiver: Receiver, settings: Settings) -> None:
+    """``quill dev`` stores events in its server and dispatches them in its worker: the
+    ingest's NOTIFY wakes the listening broker at once, not at its next poll."""
+    config = _config(FAST, TriggerConfig("a", "one"))
+    server = LocalBroker(config, lambda name: receiver.url(f"/{name}"))
+    worker = LocalBroker(config, lambda name: receiver.url(f"/{name}"))
+    stop = asyncio.Event()
+    listening = asyncio.create_task(worker.listen(stop))
+    try:
+        await asyncio.wait_for(worker._wake.wait(), timeout=5)  # it wakes once as it starts listening
+        for _ in range(3):
+            worker._wake.clear()
+            await asyncio.sleep(0.2)
+            assert not worker._wake.is_set()  # nothing woke it meanwhile
+            await server.ingest(event())
+            await asyncio.wait_for(worker._wake.wait(), timeout=5)
+    finally:
+        stop.set()
+        await listening
+
+
 def test_a_trigger_delivery_replaces_the_brokers_as_a_whole(tmp_path: Any) -> None:
     (tmp_path / "b.yaml").write_text(
         "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: default}\n"
