@@ -111,7 +111,7 @@ def _children(pid: int) -> list[int]:
     return [
         int(entry.name)
         for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and _stat(int(entry.name)) is not None and _stat(int(entry.name))[1] == pid
+        if entry.name.isdigit() and (_stat(int(entry.name)) or ("", 0, 0))[1] == pid
     ]
 
 
