@@ -294,10 +294,42 @@ async def test_accepted_events_survive_a_broker_restart(receiver: Receiver, sett
     assert deliveries(settings)[0][1] == "delivered"
 
 
+async def test_events_ingested_together_are_stored_by_one_statement_each_with_its_deliveries(
+    receiver: Receiver, settings: Settings
+) -> None:
+    """Group commit: what arrives while a store is under way shares the next statement,
+    and each event still gets exactly the deliveries of the Triggers that take it."""
+    created, deleted = "io.quill.article.created.v1", "io.quill.article.deleted.v1"
+    config = _config(
+        FAST,
+        TriggerConfig("creations", "one", {"type": created}, []),
+        TriggerConfig("everything", "two", {}, []),
+    )
+    broker = LocalBroker(config, lambda name: receiver.url(f"/{name}"))
+    sent = [event(created if n % 3 else deleted, subject=str(n)) for n in range(20)]
+
+    ids = await asyncio.gather(*(broker.ingest(one) for one in sent))
+
+    assert len(set(ids)) == 20
+    with psycopg.connect(settings.database_url) as conn:
+        stored = dict(conn.execute("SELECT id, event->>'subject' FROM broker_events").fetchall())
+        transactions = conn.execute("SELECT count(DISTINCT xmin::text) FROM broker_events").fetchone()
+        chosen = conn.execute(
+            "SELECT e.event->>'subject', array_agg(d.trigger ORDER BY d.trigger) FROM broker_deliveries d"
+            " JOIN broker_events e ON e.id = d.event_pk GROUP BY 1"
+        ).fetchall()
+    assert stored == {row_id: one["subject"] for row_id, one in zip(ids, sent, strict=True)}
+    assert transactions == (1,)
+    assert dict(chosen) == {
+        one["subject"]: ["creations", "everything"] if one["type"] == created else ["everything"] for one in sent
+    }
+
+
 async def test_an_ingest_wakes_a_dispatcher_that_listens_elsewhere(receiver: Receiver, settings: Settings) -> None:
     """``quill dev`` stores events in its server and dispatches them in its worker: the
-    ingest's NOTIFY wakes the listening broker at once, not at its next poll."""
-    config = _config(FAST, TriggerConfig("a", "one"))
+    ingest's NOTIFY wakes the listening broker at once, not at its next poll; an event no
+    Trigger takes wakes nobody (a wake costs a lease)."""
+    config = _config(FAST, TriggerConfig("a", "one", {"type": "io.quill.article.created.v1"}, []))
     server = LocalBroker(config, lambda name: receiver.url(f"/{name}"))
     worker = LocalBroker(config, lambda name: receiver.url(f"/{name}"))
     stop = asyncio.Event()
@@ -310,6 +342,10 @@ async def test_an_ingest_wakes_a_dispatcher_that_listens_elsewhere(receiver: Rec
             assert not worker._wake.is_set()  # nothing woke it meanwhile
             await server.ingest(event())
             await asyncio.wait_for(worker._wake.wait(), timeout=5)
+        worker._wake.clear()
+        await server.ingest(event("io.quill.comment.created.v1"))
+        await asyncio.sleep(0.3)
+        assert not worker._wake.is_set()
     finally:
         stop.set()
         await listening

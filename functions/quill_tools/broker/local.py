@@ -51,19 +51,29 @@ _BATCH = 32
 
 _log = get_logger("quill_tools.broker")
 
-# Every ingest notifies this channel, so a dispatcher in another process (``quill dev``'s
-# worker) wakes at once rather than on its next poll.
+# An ingest that leaves deliveries notifies this channel, so a dispatcher in another
+# process (``quill dev``'s worker) wakes at once rather than on its next poll.
 CHANNEL = "quill_broker"
-# The event and one delivery per chosen Trigger, in one statement (its own transaction),
-# which also wakes the dispatchers listening on ``CHANNEL`` as it commits.
+# Events and one delivery per chosen Trigger of each (``of``: the event's place in
+# ``events``), in one statement (its own transaction), which also wakes the dispatchers
+# listening on ``CHANNEL`` as it commits, when there is something to deliver (a wake
+# costs a dispatcher a lease; PostgreSQL sends one notification per transaction).
 _STORE = """
-WITH stored AS (INSERT INTO broker_events (broker, event) VALUES (%s, %s) RETURNING id),
-due AS (
+WITH given AS (
+    SELECT nextval(pg_get_serial_sequence('broker_events', 'id')) AS id, given.n, given.event
+    FROM unnest(%(events)s::jsonb[]) WITH ORDINALITY AS given(event, n)
+), stored AS (
+    INSERT INTO broker_events (id, broker, event) OVERRIDING SYSTEM VALUE
+    SELECT id, %(broker)s, event FROM given ORDER BY n
+), due AS (
     INSERT INTO broker_deliveries (event_pk, trigger, subscriber)
-    SELECT stored.id, chosen.trigger, chosen.subscriber
-    FROM stored, unnest(%s::text[], %s::text[]) AS chosen(trigger, subscriber)
+    SELECT given.id, chosen.trigger, chosen.subscriber
+    FROM unnest(%(of)s::bigint[], %(triggers)s::text[], %(subscribers)s::text[]) AS chosen(n, trigger, subscriber)
+    JOIN given USING (n)
+    ORDER BY given.n
 )
-SELECT stored.id FROM stored, pg_notify(%s, %s)
+SELECT given.id, CASE WHEN cardinality(%(of)s::bigint[]) > 0 THEN pg_notify(%(channel)s, %(broker)s) END AS woken
+FROM given ORDER BY given.n
 """
 _LEASE = """
 UPDATE broker_deliveries d SET next_attempt_at = clock_timestamp() + %(lease)s
@@ -104,6 +114,13 @@ WHERE id = %s
 
 
 @dataclass(frozen=True)
+class _Unstored:
+    event: Jsonb
+    chosen: list[TriggerConfig]
+    stored: asyncio.Future[int]
+
+
+@dataclass(frozen=True)
 class _Outcome:
     status: int | None  # None: no HTTP answer (connection refused, timeout)
     error: str | None
@@ -136,28 +153,57 @@ class LocalBroker:
         self._wake = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
         self._sinks: dict[str, Sink] = {}
+        self._unstored: list[_Unstored] = []
+        self._storing: asyncio.Task[None] | None = None
 
     @property
     def path(self) -> str:
         return f"/_broker/{self.config.namespace}/{self.config.name}"
 
     async def ingest(self, event: CloudEvent) -> int:
-        """Accept an event: store it and its deliveries, then wake the dispatcher."""
+        """Accept an event: store it and its deliveries, then wake the dispatcher.
+
+        The events that arrive while one store is under way are stored together by the
+        next (group commit): one statement and one connection for many, each caller
+        answered once its own event is stored, or with the store's error."""
         attributes = event.get_attributes()
         chosen = [trigger for trigger in self.config.triggers if matches(trigger, attributes)]
-        names = [trigger.name for trigger in chosen]
-        subscribers = [self.url_of(trigger.subscriber) for trigger in chosen]
-        async with autocommit() as conn:
-            stored = await conn.execute(
-                _STORE, (self.config.name, Jsonb(to_dict(event)), names, subscribers, CHANNEL, self.config.name)
-            )
-            row = await stored.fetchone()
-        assert row is not None
+        loop = asyncio.get_running_loop()
+        stored: asyncio.Future[int] = loop.create_future()
+        self._unstored.append(_Unstored(Jsonb(to_dict(event)), chosen, stored))
+        if self._storing is None or self._storing.done() or self._storing.get_loop() is not loop:
+            self._storing = loop.create_task(self._store())
+        row_id = await stored
         # At debug, as each delivery is: under load, a line per event cost quill dev a fifth
         # of its writes (a flushed write each); ``quill events tail`` shows the deliveries.
         _log.debug("broker_accepted", event_id=attributes["id"], event_type=attributes["type"], triggers=len(chosen))
-        self._wake.set()
-        return int(row["id"])
+        return row_id
+
+    async def _store(self) -> None:
+        while self._unstored:
+            batch, self._unstored = self._unstored, []
+            of = [place for place, unstored in enumerate(batch, 1) for _ in unstored.chosen]
+            params = {
+                "broker": self.config.name,
+                "channel": CHANNEL,
+                "events": [unstored.event for unstored in batch],
+                "of": of,
+                "triggers": [trigger.name for unstored in batch for trigger in unstored.chosen],
+                "subscribers": [self.url_of(trigger.subscriber) for unstored in batch for trigger in unstored.chosen],
+            }
+            try:
+                async with autocommit() as conn:
+                    rows = await (await conn.execute(_STORE, params)).fetchall()
+            except Exception as error:  # each caller gets it: PostgreSQL away is their 503
+                for unstored in batch:
+                    if not unstored.stored.done():
+                        unstored.stored.set_exception(error)
+                continue
+            if of:
+                self._wake.set()
+            for unstored, row in zip(batch, rows, strict=True):
+                if not unstored.stored.done():  # its caller gave up waiting: it is stored all the same
+                    unstored.stored.set_result(int(row["id"]))
 
     async def take(self, envelope: Envelope) -> None:
         """One of this process's own events (``events.serve_in_process``), ingested as the
