@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import psycopg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from quill import events
 from quill.consumer import parse_event
 from quill.edge import Lifespan
-from quill.errors import QuillError
+from quill.errors import MalformedError, QuillError
 from quill.http import error_body, error_response, json
 from quill.serving import closing_pools, create_app
 from quill.settings import get_settings
@@ -70,6 +71,8 @@ class DevServer:
             await self.broker.ingest(await parse_event(request))
         except QuillError as error:  # not an event (400), too large (413), PostgreSQL away (503: retry)
             return error_response(error)
+        except psycopg.DataError:  # data PostgreSQL cannot store (a NUL character in JSON)
+            return error_response(MalformedError({"event": ["has data that cannot be stored"]}))
         return Response(status_code=202)
 
     @contextlib.asynccontextmanager

@@ -129,3 +129,24 @@ def test_events_accepted_before_a_crash_are_delivered_after_the_restart(
     wait_ready(second)
 
     _until(lambda: api.get("/api/articles", params={"author": "writer"}).json()["articlesCount"] == 1, 10)
+
+
+def test_the_ingress_refuses_an_event_postgresql_cannot_store_with_a_400(
+    start_quill: Any, machine_env: dict[str, str]
+) -> None:
+    running: Running = start_quill("dev", env=machine_env)
+    wait_ready(running)
+    event = {
+        "specversion": "1.0",
+        "id": "nul",
+        "source": "/test",
+        "type": "io.quill.test.v1",
+        "data": {"text": "a\u0000b"},
+    }
+    headers = {"Content-Type": "application/cloudevents+json"}
+    with httpx.Client(base_url=running.base_url, timeout=10) as client:
+        refused = client.post("/_broker/quill/default", content=json.dumps(event), headers=headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json() == {"errors": {"event": ["has data that cannot be stored"]}}
+        event |= {"id": "fine", "data": {"text": "ab"}}
+        assert client.post("/_broker/quill/default", content=json.dumps(event), headers=headers).status_code == 202

@@ -312,7 +312,7 @@ async def test_events_ingested_together_are_stored_by_one_statement_each_with_it
 
     assert len(set(ids)) == 20
     with psycopg.connect(settings.database_url) as conn:
-        stored = dict(conn.execute("SELECT id, event->>'subject' FROM broker_events").fetchall())
+        stored: dict[int, str] = dict(conn.execute("SELECT id, event->>'subject' FROM broker_events").fetchall())
         transactions = conn.execute("SELECT count(DISTINCT xmin::text) FROM broker_events").fetchone()
         chosen = conn.execute(
             "SELECT e.event->>'subject', array_agg(d.trigger ORDER BY d.trigger) FROM broker_deliveries d"
@@ -323,6 +323,24 @@ async def test_events_ingested_together_are_stored_by_one_statement_each_with_it
     assert dict(chosen) == {
         one["subject"]: ["creations", "everything"] if one["type"] == created else ["everything"] for one in sent
     }
+
+
+async def test_an_event_postgresql_refuses_fails_alone_not_the_events_stored_with_it(
+    receiver: Receiver, settings: Settings
+) -> None:
+    broker = LocalBroker(_config(FAST, TriggerConfig("a", "one")), lambda name: receiver.url(f"/{name}"))
+    poison = CloudEvent({"type": "t", "source": "/quill/test", "id": "poison"}, {"text": "a\u0000b"})
+    good = [event(subject="before"), event(subject="after")]
+
+    outcomes = await asyncio.gather(
+        broker.ingest(good[0]), broker.ingest(poison), broker.ingest(good[1]), return_exceptions=True
+    )
+
+    assert isinstance(outcomes[1], psycopg.DataError)  # jsonb has no NUL character
+    assert all(isinstance(outcome, int) for outcome in (outcomes[0], outcomes[2]))
+    with psycopg.connect(settings.database_url) as conn:
+        subjects = conn.execute("SELECT event->>'subject' FROM broker_events ORDER BY id").fetchall()
+    assert subjects == [("before",), ("after",)]
 
 
 async def test_an_ingest_wakes_a_dispatcher_that_listens_elsewhere(receiver: Receiver, settings: Settings) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import contextlib
 import functools
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,11 +30,10 @@ import httpx
 import psycopg
 from cloudevents.conversion import to_binary, to_dict
 from cloudevents.http import CloudEvent, from_dict, from_http
-from psycopg.types.json import Jsonb
 from starlette.types import ASGIApp
 
 from quill.db import autocommit, connection
-from quill.errors import QuillError
+from quill.errors import QuillError, UnavailableError
 from quill.events import Envelope, SendFailed, remember_missing_sniffio
 from quill.http import status_of
 from quill.observability import get_logger
@@ -54,25 +54,26 @@ _log = get_logger("quill_tools.broker")
 # An ingest that leaves deliveries notifies this channel, so a dispatcher in another
 # process (``quill dev``'s worker) wakes at once rather than on its next poll.
 CHANNEL = "quill_broker"
-# Events and one delivery per chosen Trigger of each (``of``: the event's place in
-# ``events``), in one statement (its own transaction), which also wakes the dispatchers
-# listening on ``CHANNEL`` as it commits, when there is something to deliver (a wake
-# costs a dispatcher a lease; PostgreSQL sends one notification per transaction).
+# Events and one delivery per chosen Trigger of each, in one statement (its own
+# transaction), which also wakes the dispatchers listening on ``CHANNEL`` as it commits
+# when there is something to deliver (a wake costs a dispatcher a lease). The batch is one
+# JSON document, ``[{"event": {...}, "deliveries": [[trigger, subscriber], ...]}, ...]``:
+# as a jsonb[] parameter, escaping each event into an array literal cost more than the
+# statement.
 _STORE = """
 WITH given AS (
-    SELECT nextval(pg_get_serial_sequence('broker_events', 'id')) AS id, given.n, given.event
-    FROM unnest(%(events)s::jsonb[]) WITH ORDINALITY AS given(event, n)
+    SELECT nextval(pg_get_serial_sequence('broker_events', 'id')) AS id, given.n, given.item
+    FROM jsonb_array_elements(%(batch)s::jsonb) WITH ORDINALITY AS given(item, n)
 ), stored AS (
     INSERT INTO broker_events (id, broker, event) OVERRIDING SYSTEM VALUE
-    SELECT id, %(broker)s, event FROM given ORDER BY n
+    SELECT id, %(broker)s, item -> 'event' FROM given ORDER BY n
 ), due AS (
     INSERT INTO broker_deliveries (event_pk, trigger, subscriber)
-    SELECT given.id, chosen.trigger, chosen.subscriber
-    FROM unnest(%(of)s::bigint[], %(triggers)s::text[], %(subscribers)s::text[]) AS chosen(n, trigger, subscriber)
-    JOIN given USING (n)
-    ORDER BY given.n
+    SELECT given.id, chosen.pair ->> 0, chosen.pair ->> 1
+    FROM given, jsonb_array_elements(given.item -> 'deliveries') WITH ORDINALITY AS chosen(pair, k)
+    ORDER BY given.n, chosen.k
 )
-SELECT given.id, CASE WHEN cardinality(%(of)s::bigint[]) > 0 THEN pg_notify(%(channel)s, %(broker)s) END AS woken
+SELECT given.id, CASE WHEN %(wake)s THEN pg_notify(%(channel)s, %(broker)s) END AS woken
 FROM given ORDER BY given.n
 """
 _LEASE = """
@@ -115,9 +116,15 @@ WHERE id = %s
 
 @dataclass(frozen=True)
 class _Unstored:
-    event: Jsonb
-    chosen: list[TriggerConfig]
+    item: str  # JSON: {"event": {...}, "deliveries": [[trigger, subscriber], ...]}
+    wakes: bool  # it has deliveries
     stored: asyncio.Future[int]
+
+
+def _fail(batch: list[_Unstored], error: Exception) -> None:
+    for unstored in batch:
+        if not unstored.stored.done():
+            unstored.stored.set_exception(error)
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,10 @@ class LocalBroker:
         chosen = [trigger for trigger in self.config.triggers if matches(trigger, attributes)]
         loop = asyncio.get_running_loop()
         stored: asyncio.Future[int] = loop.create_future()
-        self._unstored.append(_Unstored(Jsonb(to_dict(event)), chosen, stored))
+        deliveries = [(trigger.name, self.url_of(trigger.subscriber)) for trigger in chosen]
+        # Serialised here, so that an event that cannot be fails its own caller only.
+        item = json.dumps({"event": to_dict(event), "deliveries": deliveries})
+        self._unstored.append(_Unstored(item, bool(deliveries), stored))
         if self._storing is None or self._storing.done() or self._storing.get_loop() is not loop:
             self._storing = loop.create_task(self._store())
         row_id = await stored
@@ -182,28 +192,35 @@ class LocalBroker:
     async def _store(self) -> None:
         while self._unstored:
             batch, self._unstored = self._unstored, []
-            of = [place for place, unstored in enumerate(batch, 1) for _ in unstored.chosen]
-            params = {
-                "broker": self.config.name,
-                "channel": CHANNEL,
-                "events": [unstored.event for unstored in batch],
-                "of": of,
-                "triggers": [trigger.name for unstored in batch for trigger in unstored.chosen],
-                "subscribers": [self.url_of(trigger.subscriber) for unstored in batch for trigger in unstored.chosen],
-            }
             try:
-                async with autocommit() as conn:
-                    rows = await (await conn.execute(_STORE, params)).fetchall()
-            except Exception as error:  # each caller gets it: PostgreSQL away is their 503
+                await self._write(batch)
+            except Exception as error:
+                if len(batch) == 1 or isinstance(error, UnavailableError):
+                    _fail(batch, error)
+                    continue
+                # One event PostgreSQL refuses (a NUL in its JSON, say) must not fail the
+                # others it was stored with: each alone, then.
                 for unstored in batch:
-                    if not unstored.stored.done():
-                        unstored.stored.set_exception(error)
-                continue
-            if of:
-                self._wake.set()
-            for unstored, row in zip(batch, rows, strict=True):
-                if not unstored.stored.done():  # its caller gave up waiting: it is stored all the same
-                    unstored.stored.set_result(int(row["id"]))
+                    try:
+                        await self._write([unstored])
+                    except Exception as alone:
+                        _fail([unstored], alone)
+
+    async def _write(self, batch: list[_Unstored]) -> None:
+        wake = any(unstored.wakes for unstored in batch)
+        params = {
+            "batch": "[" + ",".join(unstored.item for unstored in batch) + "]",
+            "broker": self.config.name,
+            "wake": wake,
+            "channel": CHANNEL,
+        }
+        async with autocommit() as conn:
+            rows = await (await conn.execute(_STORE, params)).fetchall()
+        if wake:
+            self._wake.set()
+        for unstored, row in zip(batch, rows, strict=True):
+            if not unstored.stored.done():  # its caller gave up waiting: it is stored all the same
+                unstored.stored.set_result(int(row["id"]))
 
     async def take(self, envelope: Envelope) -> None:
         """One of this process's own events (``events.serve_in_process``), ingested as the
