@@ -14,6 +14,7 @@ and it would otherwise be taken from the requests' time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -81,10 +82,14 @@ class DevServer:
         as long as the server runs."""
         # Served in process until the pools close: the sends a shutdown drains still land.
         events.serve_in_process(self.sink, self.broker.take)
-        worker = devworker.start(get_settings(), self.base_url, relay_seconds=self.relay_seconds)
+        stopping = asyncio.Event()
+        worker = asyncio.create_task(
+            devworker.run(get_settings(), self.base_url, stopping, relay_seconds=self.relay_seconds)
+        )
         try:
             async with closing_pools(app):
                 yield
         finally:
-            await devworker.stop(worker)
+            stopping.set()
+            await worker
             events.serve_in_process(self.sink, None)

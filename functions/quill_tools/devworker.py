@@ -12,7 +12,7 @@ process at once; what it misses, its poll finds.
 
 It stops on SIGTERM (the server stops it as it shuts down), ignores SIGINT (a Ctrl-C
 reaches the whole process group; the server stops it in order), and stops by itself
-if the server is gone.
+if the server is gone. The server starts it again if it dies.
 """
 
 from __future__ import annotations
@@ -33,25 +33,41 @@ from quill_tools.broker import config as broker_config
 from quill_tools.broker.local import LocalBroker
 from quill_tools.localfunctions import LocalFunctions
 
-__all__ = ["NICENESS", "RELAY_SECONDS", "start", "stop"]
+__all__ = ["NICENESS", "RELAY_SECONDS", "run"]
 
 NICENESS = 10
 RELAY_SECONDS = 5.0
 _STOP_WAIT = 10.0
+_RESTART_AFTER = 1.0
 
 _log = get_logger("quill.dev")
 
 
-def start(settings: Settings, base_url: str, *, relay_seconds: float = RELAY_SECONDS) -> BaseProcess:
-    """The worker, started; ``base_url`` is the server's, where its functions are named."""
-    process = multiprocessing.get_context("spawn").Process(
-        target=_main, args=(settings, base_url, relay_seconds, os.getpid()), name="quill-dev-worker"
-    )
-    process.start()
-    return process
+async def run(
+    settings: Settings, base_url: str, stopping: asyncio.Event, *, relay_seconds: float = RELAY_SECONDS
+) -> None:
+    """The worker, for as long as ``stopping`` is not set; ``base_url`` is the server's,
+    where its functions are named. A worker that dies is started again a second later:
+    the deliveries it had leased are retried when their leases run out."""
+    while not stopping.is_set():
+        process = multiprocessing.get_context("spawn").Process(
+            target=_main, args=(settings, base_url, relay_seconds, os.getpid()), name="quill-dev-worker"
+        )
+        process.start()
+        exited = asyncio.ensure_future(asyncio.to_thread(process.join))
+        stopped = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if stopping.is_set():
+            await _stop(process)
+            await exited
+            return
+        _log.error("dev_worker_exited", exit_code=process.exitcode)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=_RESTART_AFTER)
 
 
-async def stop(process: BaseProcess) -> None:
+async def _stop(process: BaseProcess) -> None:
     """Stop the worker by its PID, waiting (off the event loop) for its last deliveries."""
     process.terminate()
     await asyncio.to_thread(process.join, _STOP_WAIT)
@@ -61,14 +77,14 @@ async def stop(process: BaseProcess) -> None:
 
 
 def _main(settings: Settings, base_url: str, relay_seconds: float, parent: int) -> None:
-    import uvloop
+    from uvicorn.loops.auto import auto_loop_factory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):  # not on every platform; then at the same priority
         os.nice(NICENESS)
-    with use_settings(settings):
+    with use_settings(settings), asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
         configure_logging()
-        uvloop.run(_work(base_url, relay_seconds, parent))
+        runner.run(_work(base_url, relay_seconds, parent))  # on the event loop the server runs
 
 
 async def _work(base_url: str, relay_seconds: float, parent: int) -> None:

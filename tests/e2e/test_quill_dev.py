@@ -129,7 +129,11 @@ def _worker_of(running: Running) -> int:
 
     deadline = time.monotonic() + 10  # it lowers its priority as it starts, after the server is ready
     while True:
-        workers = [pid for pid in _children(running.process.pid) if (_stat(pid) or ("", 0, 0))[2] == NICENESS]
+        workers = [
+            pid
+            for pid in _children(running.process.pid)
+            if (_stat(pid) or ("Z", 0, 0))[2] == NICENESS and (_stat(pid) or ("Z", 0, 0))[0] != "Z"
+        ]
         if workers or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -179,6 +183,33 @@ def test_quill_dev_delivers_events_from_its_worker_process_at_a_lower_priority(
 
     assert stop(running) == 0
     assert _gone(worker, 1.0)
+
+
+def test_quill_dev_starts_a_new_worker_when_its_worker_dies(start_quill: Any, machine_env: dict[str, str]) -> None:
+    running: Running = start_quill("dev", env=machine_env)
+    wait_ready(running)
+    first = _worker_of(running)
+    os.kill(first, signal.SIGKILL)
+    assert _gone(first, 5.0)
+
+    second = _worker_of(running)  # waits for the new one to lower its priority
+
+    assert second != first
+    with httpx.Client(base_url=running.base_url, timeout=10) as client:  # and it delivers
+        token = client.post(
+            "/api/users", json={"user": {"username": "r", "email": "r@example.com", "password": "password123"}}
+        ).json()["user"]["token"]
+        client.post(
+            "/api/articles",
+            headers={"Authorization": f"Token {token}"},
+            json={"article": {"title": "Second wind", "description": "d", "body": "b"}},
+        )
+        deadline = time.monotonic() + 10
+        while client.get("/api/articles", params={"q": "wind"}).json()["articlesCount"] == 0:
+            assert time.monotonic() < deadline, "the new worker did not deliver"
+            time.sleep(0.05)
+    assert stop(running) == 0
+    assert "dev_worker_exited" in running.output()
 
 
 def test_quill_dev_worker_stops_by_itself_when_the_server_is_killed(

@@ -6,8 +6,8 @@ The floor is a trivial functions-framework function; every Quill figure is also 
 as a ratio to it.
 
 Writes are measured at concurrency 32 only, twice: through the bundle as ``quill dev``
-runs it (its broker and consumers in the same process, every event delivered), and
-through ``posts`` alone with ``K_SINK`` set to a sink that takes every event. Titles
+runs it (its server storing each event, its worker process delivering every one to the
+consumers), and through ``posts`` alone with ``K_SINK`` set to a sink that takes every event. Titles
 are unique and the write rate limit is off (``RATE_LIMIT_WRITES=0``, the harness's
 environment), so no cell is a 429.
 """
