@@ -50,8 +50,9 @@ def _warm_lines(result: dict[str, Any]) -> list[str]:
     if writes := result.get("writes"):
         lines += [
             "",
-            f"Writes at concurrency {writes['concurrency']}: through the bundle under `quill dev` (its broker and"
-            " consumers in the process) and through `posts` alone (`K_SINK` a sink taking every event);"
+            f"Writes at concurrency {writes['concurrency']}: through the bundle under `quill dev` (its server storing"
+            " each event, its worker process delivering them to the consumers) and through `posts` alone"
+            " (`K_SINK` a sink taking every event);"
             " write rate limit off, unique titles.",
             "",
             "| write | bundle req/s | bundle p99 ms | bundle drained s | own function req/s "
