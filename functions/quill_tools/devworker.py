@@ -54,7 +54,7 @@ async def run(
             target=_main, args=(settings, base_url, relay_seconds, os.getpid()), name="quill-dev-worker"
         )
         process.start()
-        exited = asyncio.ensure_future(asyncio.to_thread(process.join))
+        exited = asyncio.ensure_future(_exit_of(process))
         stopped = asyncio.ensure_future(stopping.wait())
         await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -65,6 +65,24 @@ async def run(
         _log.error("dev_worker_exited", exit_code=process.exitcode)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=_RESTART_AFTER)
+
+
+async def _exit_of(process: BaseProcess) -> None:
+    """Return once the process has ended (and reap it): its sentinel becomes readable
+    then, so the event loop watches it, with no thread parked in ``join``."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(process.sentinel, readable)
+    try:
+        await ended
+    finally:
+        loop.remove_reader(process.sentinel)
+    process.join()  # it has ended: this only collects its exit status
 
 
 async def _stop(process: BaseProcess) -> None:
