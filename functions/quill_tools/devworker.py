@@ -59,8 +59,12 @@ async def run(
         await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         if stopping.is_set():
-            await _stop(process)
-            await exited
+            process.terminate()  # by its PID: it finishes the deliveries under way
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), _STOP_WAIT)
+            except TimeoutError:
+                process.kill()
+                await exited
             return
         _log.error("dev_worker_exited", exit_code=process.exitcode)
         with contextlib.suppress(TimeoutError):
@@ -83,15 +87,6 @@ async def _exit_of(process: BaseProcess) -> None:
     finally:
         loop.remove_reader(process.sentinel)
     process.join()  # it has ended: this only collects its exit status
-
-
-async def _stop(process: BaseProcess) -> None:
-    """Stop the worker by its PID, waiting (off the event loop) for its last deliveries."""
-    process.terminate()
-    await asyncio.to_thread(process.join, _STOP_WAIT)
-    if process.is_alive():
-        process.kill()
-        await asyncio.to_thread(process.join)
 
 
 def _main(settings: Settings, base_url: str, relay_seconds: float, parent: int) -> None:

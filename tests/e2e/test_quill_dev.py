@@ -129,11 +129,8 @@ def _worker_of(running: Running) -> int:
 
     deadline = time.monotonic() + 10  # it lowers its priority as it starts, after the server is ready
     while True:
-        workers = [
-            pid
-            for pid in _children(running.process.pid)
-            if (_stat(pid) or ("Z", 0, 0))[2] == NICENESS and (_stat(pid) or ("Z", 0, 0))[0] != "Z"
-        ]
+        stats = {pid: _stat(pid) or ("Z", 0, 0) for pid in _children(running.process.pid)}
+        workers = [pid for pid, (state, _, niceness) in stats.items() if niceness == NICENESS and state != "Z"]
         if workers or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -149,6 +146,29 @@ def _gone(pid: int, within: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def _write_and_find(client: httpx.Client, username: str, title: str, word: str) -> None:
+    """Register ``username``, create an article titled ``title``; return once ``?q=word``
+    finds it (the ``search`` function indexed it, through the broker), at most 10 s later."""
+    token = client.post(
+        "/api/users",
+        json={"user": {"username": username, "email": f"{username}@example.com", "password": "password123"}},
+    ).json()["user"]["token"]
+    created = client.post(
+        "/api/articles",
+        headers={"Authorization": f"Token {token}"},
+        json={"article": {"title": title, "description": "d", "body": "b"}},
+    )
+    assert created.status_code == 201, created.text
+    _until_found(client, word)
+
+
+def _until_found(client: httpx.Client, word: str) -> None:
+    deadline = time.monotonic() + 10
+    while client.get("/api/articles", params={"q": word}).json()["articlesCount"] == 0:
+        assert time.monotonic() < deadline, f"no article found by ?q={word}: the worker did not deliver"
+        time.sleep(0.05)
 
 
 def test_quill_dev_delivers_events_from_its_worker_process_at_a_lower_priority(
@@ -176,10 +196,7 @@ def test_quill_dev_delivers_events_from_its_worker_process_at_a_lower_priority(
             assert client.get("/api/articles", params={"q": "kites"}).json()["articlesCount"] == 0
         finally:
             os.kill(worker, signal.SIGCONT)
-        deadline = time.monotonic() + 10
-        while client.get("/api/articles", params={"q": "kites"}).json()["articlesCount"] == 0:
-            assert time.monotonic() < deadline, "the worker did not deliver once resumed"
-            time.sleep(0.05)
+        _until_found(client, "kites")
 
     assert stop(running) == 0
     assert _gone(worker, 1.0)
@@ -196,18 +213,7 @@ def test_quill_dev_starts_a_new_worker_when_its_worker_dies(start_quill: Any, ma
 
     assert second != first
     with httpx.Client(base_url=running.base_url, timeout=10) as client:  # and it delivers
-        token = client.post(
-            "/api/users", json={"user": {"username": "r", "email": "r@example.com", "password": "password123"}}
-        ).json()["user"]["token"]
-        client.post(
-            "/api/articles",
-            headers={"Authorization": f"Token {token}"},
-            json={"article": {"title": "Second wind", "description": "d", "body": "b"}},
-        )
-        deadline = time.monotonic() + 10
-        while client.get("/api/articles", params={"q": "wind"}).json()["articlesCount"] == 0:
-            assert time.monotonic() < deadline, "the new worker did not deliver"
-            time.sleep(0.05)
+        _write_and_find(client, "r", "Second wind", "wind")
     assert stop(running) == 0
     assert "dev_worker_exited" in running.output()
 
