@@ -6,12 +6,24 @@ Each check runs in a fresh interpreter, so nothing the test session imported cou
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-_WATCHED = ("redis", "yaml", "argon2", "prometheus_client", "quill_tools", "quill_tools.events", "quill_tools.bench")
+_WATCHED = (
+    "redis",
+    "yaml",
+    "argon2",
+    "prometheus_client",
+    "jwt",
+    "cryptography",
+    "quill_tools",
+    "quill_tools.events",
+    "quill_tools.bench",
+)
 _PROBE = """
 import json, sys
 {setup}
@@ -19,17 +31,41 @@ print(json.dumps(sorted(name for name in {watched!r} if name in sys.modules)))
 """
 
 
-def _imported(setup: str) -> set[str]:
+def _imported(setup: str, env: dict[str, str] | None = None) -> set[str]:
     code = _PROBE.format(setup=setup, watched=_WATCHED)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=None if env is None else {**os.environ, **env},
+    )
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
 @pytest.mark.parametrize("function", ["posts", "profile", "login", "search", "outbox"])
-def test_a_single_function_starts_without_redis_yaml_argon2_or_prometheus(function: str) -> None:
+def test_a_single_function_starts_without_redis_yaml_argon2_prometheus_or_jwt(function: str) -> None:
     """Redis is imported on the first call that uses it, yaml only by the bundle's
-    routing table, argon2 on the first password hashed, prometheus_client on the first scrape."""
+    routing table, argon2 on the first password hashed, prometheus_client on the first
+    scrape, PyJWT and cryptography on the first token or key."""
     assert _imported(f"from quill.serving import create_app; create_app({function!r})") == set()
+
+
+def test_the_jwks_needs_cryptography_but_not_pyjwt(tmp_path: Path) -> None:
+    """The JWKS is login's first request behind the gateway: it loads the key, not every
+    algorithm PyJWT knows. The first token issued then brings PyJWT."""
+    env = {"JWT_DEV_KEY_PATH": str(tmp_path / "dev.pem")}
+    served = _imported("from quill.auth import tokens; assert tokens.jwks()['keys']", env)
+    assert served == {"cryptography"}
+    issued = _imported(
+        "from datetime import datetime, timedelta, timezone\n"
+        "from quill.auth import tokens\n"
+        "token = tokens.issue_access_token(1, 's', datetime.now(timezone.utc) + timedelta(hours=1))\n"
+        "assert tokens.decode_access_token(token).user_id == 1",
+        env,
+    )
+    assert issued == {"cryptography", "jwt"}
 
 
 def test_quill_serve_does_not_build_the_other_commands() -> None:

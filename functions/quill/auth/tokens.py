@@ -6,6 +6,11 @@ their session (``quill.auth.sessions``), or sooner when ``ACCESS_TOKEN_TTL`` is 
 calls ``login``. The same public keys are published as the JWKS the gateway uses.
 With no key configured in dev, a key is generated once under ``.quill/`` and shared
 by every local process.
+
+PyJWT is imported by the first token issued or verified, and cryptography by the first
+use of a key: a cold start's readiness probe needs neither, and the JWKS, ``login``'s
+first request behind the gateway, needs only cryptography's Ed25519 (PyJWT loads every
+algorithm it knows, ~60 ms of a start here).
 """
 
 from __future__ import annotations
@@ -19,14 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from quill.errors import token_invalid
 from quill.settings import ConfigError, Settings, get_settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = ["Claims", "KeySet", "decode_access_token", "issue_access_token", "jwks", "key_set"]
 
@@ -53,7 +57,7 @@ def _b64(data: bytes) -> str:
 
 
 def _raw(public: Ed25519PublicKey) -> bytes:
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return public.public_bytes_raw()
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -63,6 +67,9 @@ def key_id(public: Ed25519PublicKey) -> str:
 
 
 def _load_private(pem: str) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError) as exc:
@@ -73,6 +80,9 @@ def _load_private(pem: str) -> Ed25519PrivateKey:
 
 
 def _load_public(pem: str) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key = serialization.load_pem_public_key(pem.encode())
     except (ValueError, TypeError) as exc:
@@ -85,6 +95,9 @@ def _load_public(pem: str) -> Ed25519PublicKey:
 def _dev_key(path: Path) -> str:
     """Read the local dev key, creating it atomically if no process has yet."""
     if not path.exists():
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         path.parent.mkdir(parents=True, exist_ok=True)
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM,
@@ -129,6 +142,8 @@ def key_set() -> KeySet:
 
 def issue_access_token(user_id: int, session_id: str, session_ends: datetime) -> str:
     """A token for the session, expiring when it ends (or after ``ACCESS_TOKEN_TTL``, if set)."""
+    import jwt
+
     settings = get_settings()
     keys = key_set()
     if keys.signing_key is None:
@@ -188,6 +203,8 @@ class _Trust(NamedTuple):
 @lru_cache(maxsize=4096)
 def _verified(token: str, trust: _Trust) -> Claims:
     """Raises (and so remembers nothing) for a token that does not verify."""
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token)
         public = key_set().public_keys.get(str(header.get("kid")))
