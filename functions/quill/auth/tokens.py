@@ -174,15 +174,7 @@ def decode_access_token(token: str) -> Claims:
     A token that verified once is remembered (per settings) until it expires: a client
     sends the same token on every request, and checking it again costs ~0.1 ms of
     Ed25519 and base64 per request. Revocation is the session check's job, not this."""
-    settings = get_settings()
-    trust = _Trust(
-        settings.jwt_private_key,
-        settings.jwt_public_keys,
-        settings.jwt_dev_key_path,
-        settings.jwt_issuer,
-        settings.jwt_audience,
-    )
-    claims = _verified(token, trust)
+    claims = _verified(token, _trust_of(get_settings()))
     if claims.expires_at + _LEEWAY_SECONDS < time.time():
         raise token_invalid()
     return claims
@@ -198,6 +190,24 @@ class _Trust(NamedTuple):
     dev_key_path: str
     issuer: str
     audience: str
+
+
+_trusted: tuple[Settings, _Trust] | None = None
+
+
+def _trust_of(settings: Settings) -> _Trust:
+    """The ``_Trust`` of these settings, made once per settings object, not per request."""
+    global _trusted
+    if _trusted is None or _trusted[0] is not settings:
+        trust = _Trust(
+            settings.jwt_private_key,
+            settings.jwt_public_keys,
+            settings.jwt_dev_key_path,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+        )
+        _trusted = (settings, trust)
+    return _trusted[1]
 
 
 @lru_cache(maxsize=4096)

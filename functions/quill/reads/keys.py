@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from quill.cache import key
+from quill.settings import get_settings
 
 __all__ = [
     "article_key",
@@ -38,7 +39,7 @@ def profile_key(username: str) -> str:
 
 
 def session_key(session_id: str) -> str:
-    return key("session", session_id)
+    return f"{get_settings().redis_prefix}session:{session_id}"  # key("session", ...), on every signed-in read
 
 
 def user_key(user_id: int) -> str:
@@ -46,7 +47,7 @@ def user_key(user_id: int) -> str:
 
 
 def lists_prefix() -> str:
-    return key("list", "")
+    return get_settings().redis_prefix + "list:"  # key("list", ""), built on every list read
 
 
 def list_key(filters: str) -> str:
@@ -61,7 +62,7 @@ def list_asked_key(query_string: bytes) -> str:
 
 def viewer_key(user_id: int) -> str:
     """A viewer's marks; under the lists' prefix, so dropped with the pages."""
-    return lists_prefix() + f"viewer:{user_id}"
+    return f"{lists_prefix()}viewer:{user_id}"
 
 
 def viewer_page_key(user_id: int, query_string: bytes) -> str:
