@@ -42,6 +42,57 @@ async def test_concurrent_invalidations_are_written_together_and_none_is_lost(se
         await client.aclose()
 
 
+async def _messages(pubsub: redis.client.PubSub) -> list[list[str]]:
+    """The names of each invalidation message heard, in order."""
+    heard: list[list[str]] = []
+    while (message := await pubsub.get_message(timeout=0.5)) is not None:
+        if message["type"] == "message":
+            heard.append(orjson.loads(message["data"])["names"])
+    return heard
+
+
+async def _one_then_two(name: str) -> None:
+    """A call, then, once its writer has had its turn on the loop, another."""
+    first = asyncio.ensure_future(store.invalidate([f"{name}-a"]))
+    await asyncio.sleep(0)
+    await asyncio.gather(first, store.invalidate([f"{name}-b"]))
+
+
+async def test_after_a_crowded_batch_the_next_waits_for_company(settings: Settings) -> None:
+    """A batch of several callers says writes are coming together: the next batch waits a
+    moment, so a call made just after it rides in the same message."""
+    client = redis.Redis.from_url(settings.redis_url)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(key("invalidations"))
+    try:
+        assert (await pubsub.get_message(timeout=1.0) or {}).get("type") == "subscribe"
+        crowd = [key("article", f"crowd-{n}") for n in range(2)]
+        await asyncio.gather(*(store.invalidate([name]) for name in crowd))
+        await _one_then_two(key("article", "after-crowd"))
+        heard = await _messages(pubsub)
+        assert heard[-1] == [key("article", "after-crowd-a"), key("article", "after-crowd-b")], heard
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
+async def test_a_lone_writer_never_waits_for_company(settings: Settings) -> None:
+    """After batches of one caller each, a batch is written as soon as its writer runs: the
+    call made just after it goes in the next message, not held back to share one."""
+    client = redis.Redis.from_url(settings.redis_url)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(key("invalidations"))
+    try:
+        assert (await pubsub.get_message(timeout=1.0) or {}).get("type") == "subscribe"
+        await store.invalidate([key("article", "lone")])
+        await _one_then_two(key("article", "lone-next"))
+        heard = await _messages(pubsub)
+        assert heard[-2:] == [[key("article", "lone-next-a")], [key("article", "lone-next-b")]], heard
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
 async def test_a_lone_invalidation_is_written_at_once(settings: Settings) -> None:
     client = redis.Redis.from_url(settings.redis_url)
     try:

@@ -422,6 +422,10 @@ async def invalidate(
     near.drop(names, prefixes)
 
 
+# How long a batch of invalidations waits for more callers while writes come together.
+_LINGER_SECONDS = 0.002
+
+
 @dataclass
 class _Batch:
     done: asyncio.Future[None]
@@ -432,11 +436,17 @@ class _Batch:
 
 class _Batches:
     """Invalidations waiting for the next Redis write, by (marker, seconds, operation); one
-    writer task per kind drains them while there are any (as ``outbox``'s marks are)."""
+    writer task per kind drains them while there are any (as ``outbox``'s marks are).
+
+    A batch that follows one of several callers first waits ``_LINGER_SECONDS`` for more,
+    as PostgreSQL's ``commit_delay`` does when it has ``commit_siblings``: under concurrent
+    writes each Redis write, and each replica's hearing of its message, then carries more
+    of them. A lone writer, whose batches hold only its own call, never waits."""
 
     def __init__(self) -> None:
         self.waiting: dict[tuple[bytes, int, str], _Batch] = {}
         self.writers: dict[tuple[bytes, int, str], asyncio.Task[None]] = {}
+        self.crowded: set[tuple[bytes, int, str]] = set()
 
     async def join(self, kind: tuple[bytes, int, str], names: list[str], prefixes: list[str]) -> None:
         loop = asyncio.get_running_loop()
@@ -454,10 +464,17 @@ class _Batches:
 
     async def _write(self, kind: tuple[bytes, int, str]) -> None:
         marker, seconds, operation = kind
-        while (batch := self.waiting.pop(kind, None)) is not None:
-            # A tombstone of this write's own (``store_view`` replaces only the one it found).
-            value = marker + uuid.uuid4().hex.encode() if marker == _TOMBSTONE else marker
+        while kind in self.waiting:
+            batch = self.waiting[kind]
             try:
+                if kind in self.crowded:
+                    await asyncio.sleep(_LINGER_SECONDS)
+                batch = self.waiting.pop(kind)
+                self.crowded.discard(kind)
+                if batch.calls > 1:
+                    self.crowded.add(kind)
+                # A tombstone of this write's own (``store_view`` replaces only the one it found).
+                value = marker + uuid.uuid4().hex.encode() if marker == _TOMBSTONE else marker
                 client = await get_redis()
                 async with client.pipeline(transaction=False) as pipe:
                     for name in sorted(batch.names):
