@@ -4,6 +4,8 @@ and each caller returns only once Redis has its change (read-your-writes)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import orjson
 import redis.asyncio as redis
@@ -13,12 +15,22 @@ from quill.reads import store
 from quill.settings import Settings
 
 
-async def test_concurrent_invalidations_are_written_together_and_none_is_lost(settings: Settings) -> None:
+@asynccontextmanager
+async def _listening(settings: Settings) -> AsyncIterator[tuple[redis.Redis, redis.client.PubSub]]:
+    """A Redis client, and a subscription to the invalidations that is live when the block starts."""
     client = redis.Redis.from_url(settings.redis_url)
     pubsub = client.pubsub()
     await pubsub.subscribe(key("invalidations"))
     try:
         assert (await pubsub.get_message(timeout=1.0) or {}).get("type") == "subscribe"
+        yield client, pubsub
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
+async def test_concurrent_invalidations_are_written_together_and_none_is_lost(settings: Settings) -> None:
+    async with _listening(settings) as (client, pubsub):
         names = [key("article", f"batched-{n}") for n in range(40)]
 
         async def write(name: str) -> None:
@@ -37,9 +49,6 @@ async def test_concurrent_invalidations_are_written_together_and_none_is_lost(se
                 assert body["prefixes"] == [key("list", "")]
         assert dropped == set(names)
         assert messages < len(names), "each write sent a message of its own"
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        await client.aclose()
 
 
 async def _messages(pubsub: redis.client.PubSub) -> list[list[str]]:
@@ -61,36 +70,22 @@ async def _one_then_two(name: str) -> None:
 async def test_after_a_crowded_batch_the_next_waits_for_company(settings: Settings) -> None:
     """A batch of several callers says writes are coming together: the next batch waits a
     moment, so a call made just after it rides in the same message."""
-    client = redis.Redis.from_url(settings.redis_url)
-    pubsub = client.pubsub()
-    await pubsub.subscribe(key("invalidations"))
-    try:
-        assert (await pubsub.get_message(timeout=1.0) or {}).get("type") == "subscribe"
+    async with _listening(settings) as (_, pubsub):
         crowd = [key("article", f"crowd-{n}") for n in range(2)]
         await asyncio.gather(*(store.invalidate([name]) for name in crowd))
         await _one_then_two(key("article", "after-crowd"))
         heard = await _messages(pubsub)
         assert heard[-1] == [key("article", "after-crowd-a"), key("article", "after-crowd-b")], heard
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        await client.aclose()
 
 
 async def test_a_lone_writer_never_waits_for_company(settings: Settings) -> None:
     """After batches of one caller each, a batch is written as soon as its writer runs: the
     call made just after it goes in the next message, not held back to share one."""
-    client = redis.Redis.from_url(settings.redis_url)
-    pubsub = client.pubsub()
-    await pubsub.subscribe(key("invalidations"))
-    try:
-        assert (await pubsub.get_message(timeout=1.0) or {}).get("type") == "subscribe"
+    async with _listening(settings) as (_, pubsub):
         await store.invalidate([key("article", "lone")])
         await _one_then_two(key("article", "lone-next"))
         heard = await _messages(pubsub)
         assert heard[-2:] == [[key("article", "lone-next-a")], [key("article", "lone-next-b")]], heard
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        await client.aclose()
 
 
 async def test_a_lone_invalidation_is_written_at_once(settings: Settings) -> None:
