@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
+import pytest
 import redis.asyncio as redis
 
 from quill.cache import key
@@ -96,3 +97,19 @@ async def test_a_lone_invalidation_is_written_at_once(settings: Settings) -> Non
         assert (await client.get(name) or b"")[:1] == b"-"
     finally:
         await client.aclose()
+
+
+async def test_a_writer_cancelled_while_it_waits_for_company_leaves_no_caller_hanging(settings: Settings) -> None:
+    """Shutdown cancels the writer task; a call whose batch was waiting for company is
+    cancelled with it rather than left waiting for a write that will never come."""
+    crowd = [key("article", f"shutdown-crowd-{n}") for n in range(2)]
+    await asyncio.gather(*(store.invalidate([name]) for name in crowd))
+    waiting = asyncio.ensure_future(store.invalidate([key("article", "shutdown-waiting")]))
+    await asyncio.sleep(0)  # the call joins and starts a writer
+    await asyncio.sleep(0)  # the writer starts its wait for company
+    writers = [task for task in store._batches.writers.values() if not task.done()]  # what a shutdown cancels
+    assert writers, "no writer is waiting"
+    for writer in writers:
+        writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, timeout=5)

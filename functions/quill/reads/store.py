@@ -469,7 +469,7 @@ class _Batches:
             try:
                 if kind in self.crowded:
                     await asyncio.sleep(_LINGER_SECONDS)
-                batch = self.waiting.pop(kind)
+                batch = self.waiting.pop(kind, batch)  # the same batch, with whoever joined meanwhile
                 self.crowded.discard(kind)
                 if batch.calls > 1:
                     self.crowded.add(kind)
