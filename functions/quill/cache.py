@@ -66,9 +66,10 @@ async def aclose() -> None:
     await _client.aclose()
 
 
-def key(*parts: str | int) -> str:
-    """A namespaced key: ``<prefix><part>:<part>``."""
-    return get_settings().redis_prefix + ":".join(map(str, parts))
+def key(*parts: str) -> str:
+    """A namespaced key: ``<prefix><part>:<part>``. Text parts only: built on every cached
+    read, and a ``map(str, ...)`` over them cost more than the rest of the call."""
+    return get_settings().redis_prefix + ":".join(parts)
 
 
 def report_outage(operation: str, exc: BaseException, count: int = 1) -> None:

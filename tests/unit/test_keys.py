@@ -1,4 +1,4 @@
-"""The names of cached values that the read path spells by hand for speed are the ones
+"""The names of cached values that the read path builds on every request are the ones
 ``quill.cache.key`` spells: a write drops what a read keeps only if both agree."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from quill.settings import Settings, use_settings
 
 
 @pytest.mark.parametrize("prefix", ["quill:", "", "tenant-7:"])
-def test_hand_spelled_keys_match_the_namespaced_form(prefix: str) -> None:
+def test_read_path_keys_match_the_namespaced_form(prefix: str) -> None:
     with use_settings(Settings(redis_prefix=prefix)):
         assert keys.session_key("s1") == key("session", "s1")
         assert keys.lists_prefix() == key("list", "")

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from quill.cache import key
-from quill.settings import get_settings
 
 __all__ = [
     "article_key",
@@ -39,15 +38,15 @@ def profile_key(username: str) -> str:
 
 
 def session_key(session_id: str) -> str:
-    return f"{get_settings().redis_prefix}session:{session_id}"  # key("session", ...), on every signed-in read
+    return key("session", session_id)
 
 
 def user_key(user_id: int) -> str:
-    return key("user", user_id)
+    return key("user", str(user_id))
 
 
 def lists_prefix() -> str:
-    return get_settings().redis_prefix + "list:"  # key("list", ""), built on every list read
+    return key("list", "")
 
 
 def list_key(filters: str) -> str:
