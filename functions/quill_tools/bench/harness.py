@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,10 +118,20 @@ class Server:
             self.process.wait()
 
 
-def wait_until_ok(url: str, process: subprocess.Popen[bytes], *, timeout: float = 60, poll: float = 0.02) -> None:
-    """Poll ``url`` until it answers 200; fail if the process exits or ``timeout`` passes."""
+def wait_until_ok(
+    url: str,
+    process: subprocess.Popen[bytes],
+    *,
+    timeout: float = 60,
+    poll: float = 0.02,
+    client: httpx.Client | None = None,
+) -> None:
+    """Poll ``url`` until it answers 200; fail if the process exits or ``timeout`` passes.
+    A timed caller passes its own ``client``: making one takes ~20 ms here (its TLS context)."""
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=1.0) as client:
+    with ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(httpx.Client(timeout=1.0))
         while True:
             try:
                 if client.get(url).status_code == 200:
