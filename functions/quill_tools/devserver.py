@@ -46,6 +46,7 @@ class DevServer:
         self.broker = LocalBroker(broker_config.load(), self.functions.url_of)
         self.bundle: ASGIApp = create_app("bundle")
         self.relay_seconds = relay_seconds
+        self.activity = devworker.ApiActivity()  # the worker's deliveries wait while the API serves
         self._app = Lifespan(self._route, self._running)
 
     @property
@@ -63,7 +64,8 @@ class DevServer:
         elif scope["type"] == "http" and path.startswith(PREFIX):
             await self.functions(scope, receive, send)
         else:
-            await self.bundle(scope, receive, send)
+            with self.activity.request():
+                await self.bundle(scope, receive, send)
 
     async def _ingress(self, request: Request) -> Response:
         if request.method != "POST":
@@ -84,7 +86,7 @@ class DevServer:
         events.serve_in_process(self.sink, self.broker.take)
         stopping = asyncio.Event()
         worker = asyncio.create_task(
-            devworker.run(get_settings(), self.base_url, stopping, relay_seconds=self.relay_seconds)
+            devworker.run(get_settings(), self.base_url, stopping, self.activity, relay_seconds=self.relay_seconds)
         )
         try:
             async with closing_pools(app):

@@ -10,6 +10,11 @@ answers a burst of writes first, the deliveries follow. The server stores each e
 (its ingress and the outbox's in-process send) and PostgreSQL's NOTIFY wakes this
 process at once; what it misses, its poll finds.
 
+Niceness alone did not keep the deliveries off the requests' time: with the worker at nice
+10 or 19 (and its PostgreSQL backends reniced too) a burst of creates ran at ~60% of the
+rate it reached with the worker stopped. So the worker also waits while the API is
+serving (``ApiActivity``), up to ``LONGEST_YIELD`` seconds, and then delivers the backlog.
+
 It stops on SIGTERM (the server stops it as it shuts down), ignores SIGINT (a Ctrl-C
 reaches the whole process group; the server stops it in order), and stops by itself
 if the server is gone. The server starts it again if it dies.
@@ -19,9 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
+import time
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 
 from quill import events
@@ -33,25 +41,60 @@ from quill_tools.broker import config as broker_config
 from quill_tools.broker.local import LocalBroker
 from quill_tools.localfunctions import LocalFunctions
 
-__all__ = ["NICENESS", "RELAY_SECONDS", "run"]
+__all__ = ["LONGEST_YIELD", "NICENESS", "RELAY_SECONDS", "ApiActivity", "run"]
 
 NICENESS = 10
 RELAY_SECONDS = 5.0
+# A write burst's events wait at most this long for the burst to pause; then they are
+# delivered, requests or not. Search in ``quill dev`` lags a burst by as much.
+LONGEST_YIELD = 10.0
+# The API counts as serving while a request is in flight, and this long after the last:
+# a few concurrent clients' requests come closer together; a person's do not.
+_QUIET_SECONDS = 0.002
 _STOP_WAIT = 10.0
 _RESTART_AFTER = 1.0
 
 _log = get_logger("quill.dev")
 
 
+class ApiActivity:
+    """How many requests the server's API has in flight, and when it last finished one,
+    for the worker to read: shared memory that one process writes and the other reads,
+    with no lock. A count, not only a time: a server kept off the CPU for a few
+    milliseconds in a burst marks nothing meanwhile, and would look quiet."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._in_flight = context.RawValue(ctypes.c_long, 0)
+        self._finished_at = context.RawValue(ctypes.c_double, float("-inf"))
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        self._in_flight.value += 1  # only the server's event loop writes: no race
+        try:
+            yield
+        finally:
+            self._in_flight.value -= 1
+            self._finished_at.value = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process
+
+    def serving(self) -> bool:
+        return self._in_flight.value > 0 or time.monotonic() - self._finished_at.value < _QUIET_SECONDS
+
+
 async def run(
-    settings: Settings, base_url: str, stopping: asyncio.Event, *, relay_seconds: float = RELAY_SECONDS
+    settings: Settings,
+    base_url: str,
+    stopping: asyncio.Event,
+    activity: ApiActivity,
+    *,
+    relay_seconds: float = RELAY_SECONDS,
 ) -> None:
     """The worker, for as long as ``stopping`` is not set; ``base_url`` is the server's,
-    where its functions are named. A worker that dies is started again a second later:
-    the deliveries it had leased are retried when their leases run out."""
+    where its functions are named; ``activity``, its API's. A worker that dies is started
+    again a second later: the deliveries it had leased are retried when their leases run out."""
     while not stopping.is_set():
         process = multiprocessing.get_context("spawn").Process(
-            target=_main, args=(settings, base_url, relay_seconds, os.getpid()), name="quill-dev-worker"
+            target=_main, args=(settings, base_url, relay_seconds, os.getpid(), activity), name="quill-dev-worker"
         )
         process.start()
         exited = asyncio.ensure_future(_exit_of(process))
@@ -89,7 +132,7 @@ async def _exit_of(process: BaseProcess) -> None:
     process.join()  # it has ended: this only collects its exit status
 
 
-def _main(settings: Settings, base_url: str, relay_seconds: float, parent: int) -> None:
+def _main(settings: Settings, base_url: str, relay_seconds: float, parent: int, activity: ApiActivity) -> None:
     from uvicorn.loops.auto import auto_loop_factory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -97,14 +140,20 @@ def _main(settings: Settings, base_url: str, relay_seconds: float, parent: int) 
         os.nice(NICENESS)
     with use_settings(settings), asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
         configure_logging()
-        runner.run(_work(base_url, relay_seconds, parent))  # on the event loop the server runs
+        runner.run(_work(base_url, relay_seconds, parent, activity))  # on the event loop the server runs
 
 
-async def _work(base_url: str, relay_seconds: float, parent: int) -> None:
+async def _work(base_url: str, relay_seconds: float, parent: int, activity: ApiActivity) -> None:
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     functions = LocalFunctions(base_url)
-    broker = LocalBroker(broker_config.load(), functions.url_of, functions.serving)
+    broker = LocalBroker(
+        broker_config.load(),
+        functions.url_of,
+        functions.serving,
+        yields_to=activity.serving,
+        longest_yield=LONGEST_YIELD,
+    )
     # Events this process's own functions emit (an import's articles) go to the broker in
     # process too.
     sink = base_url + broker.path

@@ -52,6 +52,7 @@ def test_the_events_benchmark_runs_and_writes_its_reports(servers: Servers, tmp_
     report = _bench("events", servers, tmp_path)
     assert report["broker"]["imported"] == 100
     assert report["outbox"]["commit_to_consumer_ms"]["n"] == 20
+    assert report["outbox"]["back_to_back_commit_to_consumer_ms"]["n"] == 20
 
 
 def test_the_coldstart_benchmark_runs_and_reports_ratios(servers: Servers, tmp_path: Path) -> None:

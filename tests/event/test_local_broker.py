@@ -380,3 +380,55 @@ def test_a_trigger_delivery_replaces_the_brokers_as_a_whole(tmp_path: Any) -> No
     )
     trigger = broker_config.load(tmp_path).triggers[0]
     assert trigger.delivery == Delivery(retry=2)  # no dead-letter sink, default timeout: as in Knative
+
+
+# -- yielding to the API's requests (quill dev's worker) -----------------------------------
+
+
+async def test_a_dispatcher_that_yields_holds_deliveries_while_requests_are_served(
+    receiver: Receiver, settings: Settings
+) -> None:
+    serving = True
+    broker = LocalBroker(
+        _config(FAST, TriggerConfig("a", "one")),
+        lambda name: receiver.url(f"/{name}"),
+        yields_to=lambda: serving,
+        longest_yield=30,
+    )
+    stop = asyncio.Event()
+    dispatching = asyncio.create_task(broker.run(stop))
+    try:
+        await broker.ingest(event())
+        await asyncio.sleep(0.5)
+        assert receiver.received == []  # stored, and waiting for the requests to stop
+        serving = False
+        await receiver.wait_for(1, "/one", within=2)
+        assert await _settled(settings) == [("a", "delivered", False, 1, 202)]
+    finally:
+        stop.set()
+        await dispatching
+
+
+async def test_a_dispatcher_yields_no_longer_than_its_longest_yield_then_delivers_the_whole_backlog(
+    receiver: Receiver, settings: Settings
+) -> None:
+    """Requests that never stop do not starve the deliveries: after ``longest_yield`` they
+    go, more than a lease's worth (32), while the requests still come."""
+    broker = LocalBroker(
+        _config(FAST, TriggerConfig("a", "one")),
+        lambda name: receiver.url(f"/{name}"),
+        yields_to=lambda: True,
+        longest_yield=0.5,
+    )
+    await asyncio.gather(*(broker.ingest(event()) for _ in range(40)))
+    stop = asyncio.Event()
+    started = asyncio.get_running_loop().time()
+    dispatching = asyncio.create_task(broker.run(stop))
+    try:
+        got = await receiver.wait_for(40, "/one", within=5)
+        rows = await _settled(settings)
+    finally:
+        stop.set()
+        await dispatching
+    assert min(item.at for item in got) - started >= 0.5 * 0.9
+    assert rows == [("a", "delivered", False, 1, 202)] * 40

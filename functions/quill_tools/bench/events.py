@@ -3,9 +3,11 @@
 - broker: import events POSTed to the ingress at a fixed concurrency; throughput is
   events delivered per second, latency is accept (row stored) to delivered (2xx) per
   event, read from the broker's own tables.
-- outbox: articles created one after another through the API once the broker is idle;
-  latency is the outbox row's commit to the ``search`` function's 2xx, so it includes
-  the after-commit publish, the broker hop and the consumer's transaction.
+- outbox: articles created through the API once the broker is idle, first one at a
+  time (50 ms apart: each event alone), then back to back; latency is the outbox row's
+  commit to the ``search`` function's 2xx, so it includes the after-commit publish, the
+  broker hop and the consumer's transaction. Back to back, it also includes the wait of
+  ``quill dev``'s worker for a lull in the API's requests (``devworker.ApiActivity``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +39,10 @@ FROM outbox o
 JOIN broker_events e ON e.event ->> 'id' = o.event_id
 JOIN broker_deliveries d ON d.event_pk = e.id AND d.trigger = 'search' AND d.state = 'delivered'
 WHERE o.type = 'io.quill.article.created.v1' AND o.source = '/quill/posts'
+  AND o.created_at >= %s AND o.created_at < %s
 """
+# Between two creates measured alone: far longer than the worker's wait for a lull.
+_APART_SECONDS = 0.05
 
 
 async def _send_imports(base_url: str, count: int, concurrency: int) -> float:
@@ -60,8 +67,6 @@ async def _send_imports(base_url: str, count: int, concurrency: int) -> float:
 
 
 def _wait_settled(database_url: str, expected: int, trigger: str, within: float = 300) -> None:
-    import time
-
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         with psycopg.connect(database_url) as conn:
@@ -97,18 +102,28 @@ def run(
             _wait_settled(database_url, events, "importer")
             _wait_settled(database_url, events, "search")  # the imported articles' own events
 
-            for number in range(articles):
+            def create(title: str) -> None:
                 client.post(
                     "/api/articles",
                     headers={"Authorization": f"Token {token}"},
-                    json={"article": {"title": f"Bench {number}", "description": "d", "body": "b"}},
+                    json={"article": {"title": title, "description": "d", "body": "b"}},
                 )
-            _wait_settled(database_url, events + articles, "search")
+
+            alone_from = _now(database_url)
+            for number in range(articles):
+                create(f"Bench {number}")
+                time.sleep(_APART_SECONDS)
+            back_to_back_from = _now(database_url)
+            for number in range(articles):
+                create(f"Bench back to back {number}")
+            back_to_back_to = _now(database_url)
+            _wait_settled(database_url, events + 2 * articles, "search")
             client.close()
 
         with psycopg.connect(database_url) as conn:
             broker_rows = conn.execute(_BROKER_LATENCY, ("importer",)).fetchall()
-            outbox_rows = conn.execute(_OUTBOX_LATENCY).fetchall()
+            alone_rows = conn.execute(_OUTBOX_LATENCY, (alone_from, back_to_back_from)).fetchall()
+            back_to_back_rows = conn.execute(_OUTBOX_LATENCY, (back_to_back_from, back_to_back_to)).fetchall()
             imported = conn.execute("SELECT count(*) FROM articles WHERE title LIKE 'Imported %'").fetchone()
 
     first = min(row[1] for row in broker_rows)
@@ -127,8 +142,20 @@ def run(
         },
         "outbox": {
             "articles": articles,
-            "commit_to_consumer_ms": {
-                k: v * 1000 if k != "n" else v for k, v in summary([float(r[0]) for r in outbox_rows]).items()
-            },
+            "commit_to_consumer_ms": _milliseconds(alone_rows),
+            "back_to_back_commit_to_consumer_ms": _milliseconds(back_to_back_rows),
         },
     }
+
+
+def _milliseconds(rows: list[tuple[Any, ...]]) -> dict[str, float]:
+    return {k: v * 1000 if k != "n" else v for k, v in summary([float(row[0]) for row in rows]).items()}
+
+
+def _now(database_url: str) -> datetime:
+    """PostgreSQL's clock, which stamps the outbox rows."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    now: datetime = row[0]
+    return now

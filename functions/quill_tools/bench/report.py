@@ -80,6 +80,7 @@ def _warm_lines(result: dict[str, Any]) -> list[str]:
 def _events_lines(result: dict[str, Any]) -> list[str]:
     broker, outbox = result["broker"], result["outbox"]
     latency, commit = broker["accept_to_delivered_ms"], outbox["commit_to_consumer_ms"]
+    back_to_back = outbox["back_to_back_commit_to_consumer_ms"]
     return [
         "| measure | value |",
         "|---|---|",
@@ -87,8 +88,10 @@ def _events_lines(result: dict[str, Any]) -> list[str]:
         f"| accepted by the ingress, events/s | {broker['accepted_per_second']:.0f} |",
         f"| delivered and handled by `importer`, events/s | {broker['delivered_per_second']:.0f} |",
         f"| accept → delivered under that burst, median / p99 ms | {latency['median']:.0f} / {latency['p99']:.0f} |",
-        "| outbox commit → `search` handled, idle broker, median / p99 ms "
+        "| outbox commit → `search` handled, idle broker, each create alone, median / p99 ms "
         f"| {commit['median']:.1f} / {commit['p99']:.1f} |",
+        f"| the same, {outbox['articles']} creates back to back (deliveries wait for the API's lull), median / p99 ms "
+        f"| {back_to_back['median']:.1f} / {back_to_back['p99']:.1f} |",
     ]
 
 

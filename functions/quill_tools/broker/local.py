@@ -12,6 +12,11 @@ the Trigger's timeout, and then:
   ``knativeerrordest``, ``knativeerrorcode`` and ``knativeerrordata`` (base64);
 - a dead-letter sink that keeps failing: the delivery stays ``dead`` in
   ``broker_deliveries``, where ``quill events tail`` shows it.
+
+A dispatcher given ``yields_to`` (``quill dev``'s worker: whether the server is serving
+requests) holds its deliveries while that says so, for ``longest_yield`` seconds at
+most, then delivers the whole backlog: on one machine, deliveries during a burst of
+writes took ~40% of the writes' rate even from a niced process.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import base64
 import contextlib
 import functools
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -48,6 +54,8 @@ __all__ = ["CHANNEL", "RETRYABLE", "LocalBroker"]
 RETRYABLE = frozenset({404, 408, 409, 429})
 _LEASE_SECONDS = 30
 _BATCH = 32
+# How often a dispatcher that yields asks again whether the requests have stopped.
+_YIELD_CHECK_SECONDS = 0.002
 
 _log = get_logger("quill_tools.broker")
 
@@ -149,13 +157,20 @@ class LocalBroker:
         config: BrokerConfig,
         url_of: Callable[[str], str],
         in_process: Callable[[str], ASGIApp | None] = lambda url: None,
+        *,
+        yields_to: Callable[[], bool] | None = None,
+        longest_yield: float = 10.0,
     ) -> None:
         """``url_of`` maps a Knative Service name to the URL that serves it locally;
         ``in_process``, a URL to the app that serves it in this very process, if one does
-        (a delivery to it is then a call, not a TCP round trip)."""
+        (a delivery to it is then a call, not a TCP round trip); ``yields_to``, whether
+        requests are being served that deliveries should wait for (see the module's doc)."""
         self.config = config
         self.url_of = url_of
         self.in_process = in_process
+        self.yields_to = yields_to
+        self.longest_yield = longest_yield
+        self._yielding_since: float | None = None
         self.triggers: Mapping[str, TriggerConfig] = {trigger.name: trigger for trigger in config.triggers}
         self._wake = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
@@ -257,12 +272,14 @@ class LocalBroker:
         self._client = httpx.AsyncClient()
         try:
             while not stop.is_set():
+                await self._yield(stop)
                 try:
                     busy = await self.dispatch_once()
                 except Exception:
                     _log.exception("broker_dispatch_failed")
                     busy = 0
                 if busy == 0:
+                    self._yielding_since = None  # the backlog is delivered: the next one may wait again
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=0.2)
@@ -272,6 +289,20 @@ class LocalBroker:
             for sink in self._sinks.values():
                 sink.close()
             self._sinks.clear()
+
+    async def _yield(self, stop: asyncio.Event) -> None:
+        """Wait while ``yields_to`` says requests are being served, unless the deliveries
+        have already waited ``longest_yield`` seconds since the backlog was last empty:
+        then they go, requests or not, until it is empty again."""
+        if self.yields_to is None:
+            return
+        while not stop.is_set() and self.yields_to():
+            now = time.monotonic()
+            if self._yielding_since is None:
+                self._yielding_since = now
+            elif now - self._yielding_since >= self.longest_yield:
+                return
+            await asyncio.sleep(_YIELD_CHECK_SECONDS)
 
     async def dispatch_once(self) -> int:
         """Lease the due deliveries and send them concurrently, then mark the ones that
