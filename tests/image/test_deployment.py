@@ -42,6 +42,12 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Token {token}"}
 
 
+def _json_from_python_in_image(docker: engine.Docker, image: Image, code: str) -> Any:
+    """What ``code``, run by the image's Python with no network, prints as JSON."""
+    done = docker("run", "--rm", "--network", "none", "--entrypoint", "python", image.tag, "-c", code)
+    return json.loads(done.stdout)
+
+
 def test_image_holds_only_what_the_functions_run(docker: engine.Docker, image: Image) -> None:
     probe = (
         "import importlib.util, json; "
@@ -49,8 +55,7 @@ def test_image_holds_only_what_the_functions_run(docker: engine.Docker, image: I
         "['pip', 'setuptools', 'pkg_resources', 'wheel', 'gunicorn', 'uvicorn_worker', 'watchdog', 'watchfiles', "
         "'websockets', 'dotenv', 'flask', 'uvloop', 'httptools', 'quill', 'quill_tools']}))"
     )
-    done = docker("run", "--rm", "--network", "none", "--entrypoint", "python", image.tag, "-c", probe)
-    found = json.loads(done.stdout)
+    found = _json_from_python_in_image(docker, image, probe)
     absent = ["pip", "setuptools", "pkg_resources", "wheel", "gunicorn", "uvicorn_worker", "watchdog", "watchfiles"]
     assert not any(found[name] for name in [*absent, "websockets", "dotenv", "quill_tools"]), found
     # functions_framework imports flask at its top (even for .aio); uvloop and httptools serve every request.
@@ -69,8 +74,7 @@ def test_every_module_in_the_image_is_compiled_so_no_start_compiles(docker: engi
         "print(json.dumps({'sources': len(sources), 'uncompiled': "
         "[str(p) for p in sources if not pathlib.Path(importlib.util.cache_from_source(str(p))).is_file()]}))"
     )
-    done = docker("run", "--rm", "--network", "none", "--entrypoint", "python", image.tag, "-c", probe)
-    found = json.loads(done.stdout)
+    found = _json_from_python_in_image(docker, image, probe)
     assert found["sources"] > 100, found  # Quill's own and every library's
     assert found["uncompiled"] == [], found
 
@@ -84,8 +88,8 @@ def test_image_holds_exactly_the_lock(docker: engine.Docker, image: Image) -> No
         "import importlib.metadata as m, json; "
         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
     )
-    done = docker("run", "--rm", "--network", "none", "--entrypoint", "python", image.tag, "-c", listing)
-    installed = {_normal(name): version for name, version in json.loads(done.stdout).items()}
+    listed = _json_from_python_in_image(docker, image, listing)
+    installed = {_normal(name): version for name, version in listed.items()}
     pinned, unconditional = {}, set()
     for line in engine.LOCK.read_text().replace("\\\n", " ").splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
