@@ -273,13 +273,17 @@ class LocalBroker:
         try:
             while not stop.is_set():
                 await self._yield(stop)
+                if stop.is_set():  # stopped while yielding: lease nothing more
+                    break
                 try:
                     busy = await self.dispatch_once()
                 except Exception:
                     _log.exception("broker_dispatch_failed")
                     busy = 0
+                else:
+                    if busy == 0:
+                        self._yielding_since = None  # the backlog is delivered: the next one may wait again
                 if busy == 0:
-                    self._yielding_since = None  # the backlog is delivered: the next one may wait again
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=0.2)
