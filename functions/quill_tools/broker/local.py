@@ -271,10 +271,14 @@ class LocalBroker:
         remember_missing_sniffio()  # ~a third of quill dev's CPU under write load went to that import
         self._client = httpx.AsyncClient()
         try:
+            busy = 0
             while not stop.is_set():
-                await self._yield(stop)
-                if stop.is_set():  # stopped while yielding: lease nothing more
-                    break
+                # Wait for a lull only when work is likely due (an ingest woke it, or the last
+                # lease found some): a bare poll does not spin while the API serves reads.
+                if busy or self._wake.is_set():
+                    await self._yield(stop)
+                    if stop.is_set():  # stopped while yielding: lease nothing more
+                        break
                 try:
                     busy = await self.dispatch_once()
                 except Exception:
