@@ -135,9 +135,7 @@ def run(
             "imported": imported[0] if imported else 0,
             "accepted_per_second": events / send_seconds,
             "delivered_per_second": len(broker_rows) / window if window else float("nan"),
-            "accept_to_delivered_ms": {
-                k: v * 1000 if k != "n" else v for k, v in summary([float(r[0]) for r in broker_rows]).items()
-            },
+            "accept_to_delivered_ms": _milliseconds(broker_rows),
         },
         "outbox": {
             "articles": articles,
