@@ -5,7 +5,10 @@
 - clients (cold start only): the floor's function in a module that also imports the
   client libraries every Quill HTTP function loads before its first real 200, and
   nothing of Quill. Its ratio to the floor is the least any function built on those
-  libraries can reach, whatever its own code does.
+  libraries can reach, whatever its own code does;
+- clients_gc_off (cold start only): the same, started as ``quill serve`` starts, with the
+  garbage collector off until it serves. Against it, a Quill target's ratio is its own
+  code's share alone, without what the collector's setting saves on the libraries.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 __all__ = ["CLIENT_LIBRARIES", "COLD_START_NAMES", "NAMES", "write", "write_sink"]
 
 NAMES = ("floor", "ceiling")
-COLD_START_NAMES = (*NAMES, "clients")
+COLD_START_NAMES = (*NAMES, "clients", "clients_gc_off")
 
 # What `quill serve <function>` imports before its readiness probe can answer 200:
 # PostgreSQL and Redis clients (the probe pings both) and logs; prometheus_client waits for
@@ -50,6 +53,8 @@ source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "%(name)s.py")
 app = create_asgi_app(target="%(name)s", source=source)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
+# quill.cli's start: the collector off from the first line, frozen and on before serving.
+_GC_OFF_SERVER = "import gc\ngc.disable()\n" + _SERVER.replace("uvicorn.run(", "gc.freeze()\ngc.enable()\nuvicorn.run(")
 _CEILING_SERVER = """
 import sys
 import uvicorn
@@ -71,6 +76,7 @@ def write(folder: Path, names: tuple[str, ...] = NAMES) -> dict[str, list[str]]:
     (folder / "clients.py").write_text(_CLIENTS)
     for name in ("floor", "clients"):
         (folder / f"{name}_server.py").write_text(_SERVER % {"name": name})
+    (folder / "clients_gc_off_server.py").write_text(_GC_OFF_SERVER % {"name": "clients"})
     (folder / "ceiling_server.py").write_text(_CEILING_SERVER)
     return {name: [sys.executable, str(folder / f"{name}_server.py")] for name in names}
 

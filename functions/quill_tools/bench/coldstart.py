@@ -1,7 +1,8 @@
 """Cold start of each function target, beside two baselines measured in the same run.
 
 - the floor, ceiling and clients baselines of ``quill_tools.bench.baselines``;
-- each Quill target: ``quill serve <target>``, exactly as its Knative Service starts it.
+- each Quill target: ``quill serve <target>``, exactly as its Knative Service starts it,
+  with the image's own ``quill`` command (``quill.cli``), not the one pip writes.
 
 Wall time from exec to the first 200 on the readiness path and on a real route, the
 median of ``runs`` starts (and the spread), and RSS after the first request. Ratios to
@@ -33,7 +34,11 @@ from quill.routing import FUNCTIONS_DIR
 from quill_tools.bench import baselines
 from quill_tools.bench.harness import scratch_database, spawn, wait_until_ok
 
-__all__ = ["TARGETS", "compile_sources", "import_times", "run"]
+__all__ = ["IMAGE_ENTRY", "TARGETS", "compile_sources", "import_times", "run"]
+
+# The image's ``quill`` (the Dockerfile writes it): serve and migrate alone. The console
+# script pip writes is quill_tools.cli, which imports more before it hands serve over.
+IMAGE_ENTRY = "import sys\n\nfrom quill.cli import main\n\nsys.exit(main())\n"
 
 # target -> a real route to ask for after readiness
 TARGETS = {
@@ -106,7 +111,6 @@ def import_times(target: str, env: dict[str, str], top: int = 10) -> list[dict[s
 
 def run(admin_url: str, redis_url: str, *, runs: int = 7, targets: list[str] | None = None) -> dict[str, Any]:
     chosen = targets or list(TARGETS)
-    command = str(Path(sys.executable).with_name("quill"))
     with scratch_database(admin_url) as database_url, tempfile.TemporaryDirectory() as scratch:
         from quill.migrate import migrate
 
@@ -119,9 +123,11 @@ def run(admin_url: str, redis_url: str, *, runs: int = 7, targets: list[str] | N
             "JWT_DEV_KEY_PATH": str(folder / "dev.pem"),
         }
         plans = {name: (argv, "/", "/") for name, argv in baselines.write(folder, baselines.COLD_START_NAMES).items()}
+        (folder / "quill").write_text(IMAGE_ENTRY)
+        command = [sys.executable, str(folder / "quill"), "serve"]
         compile_sources(Path(quill.__file__).parent, FUNCTIONS_DIR, folder)
         for target in chosen:
-            plans[target] = ([command, "serve", target, "--port"], "/health/readiness", TARGETS[target])
+            plans[target] = ([*command, target, "--port"], "/health/readiness", TARGETS[target])
         samples: dict[str, list[dict[str, float]]] = {name: [] for name in plans}
         with httpx.Client(timeout=1.0) as client:
             for _ in range(runs):  # interleaved, so machine noise spreads over every target alike

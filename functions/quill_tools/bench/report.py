@@ -233,10 +233,21 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             base = clients["first_route_vs_floor"]
             own = {name: row["first_route_vs_floor"] / base for name, row in quill.items()}
             heaviest = max(own, key=lambda name: own[name])
+            measured = (
+                f"worst {heaviest} {own[heaviest]:.2f}x, median {statistics.median(own.values()):.2f}x"
+                f" (clients {base:.2f}x the floor)"
+            )
+            if quiet := cold["targets"].get("clients_gc_off"):
+                # Quill's code alone: the libraries started with the collector off, as quill serve does.
+                code = {name: row["first_route_ms"] / quiet["first_route_ms"] for name, row in quill.items()}
+                slowest = max(code, key=lambda name: code[name])
+                measured += (
+                    f"; its code alone, over clients started with the collector off as quill serve is:"
+                    f" worst {slowest} {code[slowest]:.2f}x, median {statistics.median(code.values()):.2f}x"
+                )
             check(
                 "cold start: Quill's own share over the client libraries (first real 200 / clients) <= 1.05x",
-                f"worst {heaviest} {own[heaviest]:.2f}x, median {statistics.median(own.values()):.2f}x"
-                f" (clients {base:.2f}x the floor)",
+                measured,
                 own[heaviest] <= 1.05,
             )
         rss = max(row["rss_mib"] for row in quill.values())
