@@ -54,3 +54,46 @@ def test_a_non_ed25519_key_is_a_config_error() -> None:
     )
     with pytest.raises(ConfigError, match="Ed25519"):
         build_key_set(Settings(jwt_private_key=pem))
+
+
+def _public_pem(key: Ed25519PrivateKey) -> str:
+    encoded = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return encoded.decode()
+
+
+def _raw(public: object) -> bytes:
+    return public.public_bytes_raw()  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_a_pem_in_ed25519s_fixed_form_is_read_as_cryptography_reads_it(line_end: str) -> None:
+    """Read without cryptography's ``serialization`` (login's first request): same keys."""
+    private, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    pem, public_pem = _pem(private).replace("\n", line_end), "  " + _public_pem(other) + "\n"
+    keys = build_key_set(Settings(jwt_private_key=pem, jwt_public_keys=(public_pem,)))
+    assert keys.signing_key is not None
+    read = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert keys.signing_key.private_bytes_raw() == read.private_bytes_raw()  # type: ignore[union-attr]
+    assert {_raw(key) for key in keys.public_keys.values()} == {_raw(private.public_key()), _raw(other.public_key())}
+    assert keys.signing_kid == key_id(private.public_key())
+
+
+def test_any_other_pem_is_left_to_cryptography() -> None:
+    """An encrypted key, a truncated body or a wrong label is not the fixed form:
+    cryptography reads it or says why it cannot."""
+    key = Ed25519PrivateKey.generate()
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    ).decode()
+    with pytest.raises(ConfigError, match="not a readable PEM private key"):
+        build_key_set(Settings(jwt_private_key=encrypted))
+    lines = _pem(key).splitlines()
+    with pytest.raises(ConfigError, match="not a readable PEM private key"):
+        build_key_set(Settings(jwt_private_key="\n".join([lines[0], lines[1][:-8], lines[2]])))
+    relabelled = _pem(key).replace("PRIVATE KEY", "ED25519 KEY")
+    with pytest.raises(ConfigError, match="not a readable PEM private key"):
+        build_key_set(Settings(jwt_private_key=relabelled))
+    with pytest.raises(ConfigError, match="not readable PEM"):
+        build_key_set(Settings(jwt_public_keys=(_public_pem(key)[:-40] + "\n-----END PUBLIC KEY-----",)))

@@ -10,7 +10,9 @@ by every local process.
 PyJWT is imported by the first token issued or verified, and cryptography by the first
 use of a key: a cold start's readiness probe needs neither, and the JWKS, ``login``'s
 first request behind the gateway, needs only cryptography's Ed25519 (PyJWT loads every
-algorithm it knows, ~60 ms of a start here).
+algorithm it knows, ~60 ms of a start here). An Ed25519 PEM has one fixed DER form
+(RFC 8410), so its 32 key bytes are read directly; anything else goes to cryptography's
+``serialization``, whose import alone is ~10 ms of that first request.
 """
 
 from __future__ import annotations
@@ -66,9 +68,34 @@ def key_id(public: Ed25519PublicKey) -> str:
     return _b64(hashlib.sha256(canonical.encode()).digest())
 
 
+# The DER of an Ed25519 key up to its 32 key bytes, the same for every key (RFC 8410):
+# PKCS#8 v1 without the optional public key (what openssl genpkey and cryptography write),
+# and SubjectPublicKeyInfo.
+_PRIVATE_DER = bytes.fromhex("302e020100300506032b657004220420")
+_PUBLIC_DER = bytes.fromhex("302a300506032b6570032100")
+
+
+def _fixed_form(pem: str, label: str, prefix: bytes) -> bytes | None:
+    """The 32 key bytes of an Ed25519 PEM in its fixed form, else ``None`` (cryptography
+    then reads it, or says why it cannot)."""
+    lines = pem.strip().splitlines()
+    if len(lines) < 3 or lines[0] != f"-----BEGIN {label}-----" or lines[-1] != f"-----END {label}-----":
+        return None
+    try:
+        der = base64.b64decode("".join(line.strip() for line in lines[1:-1]), validate=True)
+    except ValueError:
+        return None
+    if len(der) != len(prefix) + 32 or not der.startswith(prefix):
+        return None
+    return der[len(prefix) :]
+
+
 def _load_private(pem: str) -> Ed25519PrivateKey:
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if (seed := _fixed_form(pem, "PRIVATE KEY", _PRIVATE_DER)) is not None:
+        return Ed25519PrivateKey.from_private_bytes(seed)
+    from cryptography.hazmat.primitives import serialization
 
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
@@ -80,8 +107,11 @@ def _load_private(pem: str) -> Ed25519PrivateKey:
 
 
 def _load_public(pem: str) -> Ed25519PublicKey:
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if (raw := _fixed_form(pem, "PUBLIC KEY", _PUBLIC_DER)) is not None:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    from cryptography.hazmat.primitives import serialization
 
     try:
         key = serialization.load_pem_public_key(pem.encode())
