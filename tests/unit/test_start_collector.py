@@ -1,8 +1,8 @@
 """The cyclic garbage collector during a start: off while ``quill serve`` imports and
 builds its app (what it makes lives as long as the process), on once it serves.
 
-Each check runs in a fresh interpreter: ``quill.cli.main`` turns the collector off, and
-the test session's own collector must not be touched.
+The serving check runs in a fresh interpreter, so that nothing the test session imported
+counts; the others call ``quill.cli.main`` in this one and leave its collector on.
 """
 
 from __future__ import annotations
@@ -41,12 +41,25 @@ def test_quill_serve_collects_nothing_while_it_starts_then_serves_with_the_colle
     assert seen["frozen"] > 10_000  # the start's objects, out of every later collection's walk
 
 
-def test_quill_migrate_runs_with_the_collector_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """``main`` turns it off for every command; one that does not serve turns it back on."""
+def test_quill_migrate_turns_the_collector_back_on_when_it_ends(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``main`` turns it off for every command's start; it is on again once the command ends."""
     monkeypatch.setenv("DATABASE_URL", "postgresql://quill@db.invalid:5432/quill")
-    monkeypatch.setattr(cli, "_migrate", lambda url: None)
+    seen: list[bool] = []
+    monkeypatch.setattr(cli, "_migrate", lambda url: seen.append(gc.isenabled()))
     try:
         cli.main(["migrate", "--data-dir", str(tmp_path)])
+        assert seen == [False]  # a one-off: it ran as part of the start
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_command_that_fails_to_parse_leaves_the_collector_on() -> None:
+    try:
+        with pytest.raises(SystemExit):
+            cli.main(["no-such-command"])
         assert gc.isenabled()
     finally:
         gc.enable()
