@@ -6,6 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from quill.auth import tokens
 from quill.auth.tokens import build_key_set, key_id
 from quill.settings import ConfigError, Settings
 
@@ -70,6 +71,8 @@ def test_a_pem_in_ed25519s_fixed_form_is_read_as_cryptography_reads_it(line_end:
     """Read without cryptography's ``serialization`` (login's first request): same keys."""
     private, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     pem, public_pem = _pem(private).replace("\n", line_end), "  " + _public_pem(other) + "\n"
+    assert tokens._ed25519_key_bytes(pem, "PRIVATE KEY", tokens._PRIVATE_DER_PREFIX) is not None
+    assert tokens._ed25519_key_bytes(public_pem, "PUBLIC KEY", tokens._PUBLIC_DER_PREFIX) is not None
     keys = build_key_set(Settings(jwt_private_key=pem, jwt_public_keys=(public_pem,)))
     assert keys.signing_key is not None
     read = serialization.load_pem_private_key(pem.encode(), password=None)
@@ -97,3 +100,7 @@ def test_any_other_pem_is_left_to_cryptography() -> None:
         build_key_set(Settings(jwt_private_key=relabelled))
     with pytest.raises(ConfigError, match="not readable PEM"):
         build_key_set(Settings(jwt_public_keys=(_public_pem(key)[:-40] + "\n-----END PUBLIC KEY-----",)))
+    surplus_padding = "\n".join([lines[0], lines[1] + "==", lines[2]])
+    assert tokens._ed25519_key_bytes(surplus_padding, "PRIVATE KEY", tokens._PRIVATE_DER_PREFIX) is None
+    with pytest.raises(ConfigError, match="not a readable PEM private key"):
+        build_key_set(Settings(jwt_private_key=surplus_padding))

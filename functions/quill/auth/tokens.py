@@ -71,21 +71,24 @@ def key_id(public: Ed25519PublicKey) -> str:
 # The DER of an Ed25519 key up to its 32 key bytes, the same for every key (RFC 8410):
 # PKCS#8 v1 without the optional public key (what openssl genpkey and cryptography write),
 # and SubjectPublicKeyInfo.
-_PRIVATE_DER = bytes.fromhex("302e020100300506032b657004220420")
-_PUBLIC_DER = bytes.fromhex("302a300506032b6570032100")
+_PRIVATE_DER_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
+_PUBLIC_DER_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 
-def _fixed_form(pem: str, label: str, prefix: bytes) -> bytes | None:
-    """The 32 key bytes of an Ed25519 PEM in its fixed form, else ``None`` (cryptography
-    then reads it, or says why it cannot)."""
+def _ed25519_key_bytes(pem: str, label: str, prefix: bytes) -> bytes | None:
+    """The 32 key bytes of an Ed25519 PEM in its fixed form, in canonical base64, else
+    ``None``: cryptography then reads it, or says why it cannot."""
     lines = pem.strip().splitlines()
     if len(lines) < 3 or lines[0] != f"-----BEGIN {label}-----" or lines[-1] != f"-----END {label}-----":
         return None
+    body = "".join(line.strip() for line in lines[1:-1])
     try:
-        der = base64.b64decode("".join(line.strip() for line in lines[1:-1]), validate=True)
+        der = base64.b64decode(body, validate=True)
     except ValueError:
         return None
-    if len(der) != len(prefix) + 32 or not der.startswith(prefix):
+    # Canonical only: b64decode also takes surplus padding and stray low bits, which
+    # cryptography refuses.
+    if len(der) != len(prefix) + 32 or not der.startswith(prefix) or base64.b64encode(der).decode() != body:
         return None
     return der[len(prefix) :]
 
@@ -93,7 +96,7 @@ def _fixed_form(pem: str, label: str, prefix: bytes) -> bytes | None:
 def _load_private(pem: str) -> Ed25519PrivateKey:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    if (seed := _fixed_form(pem, "PRIVATE KEY", _PRIVATE_DER)) is not None:
+    if (seed := _ed25519_key_bytes(pem, "PRIVATE KEY", _PRIVATE_DER_PREFIX)) is not None:
         return Ed25519PrivateKey.from_private_bytes(seed)
     from cryptography.hazmat.primitives import serialization
 
@@ -109,7 +112,7 @@ def _load_private(pem: str) -> Ed25519PrivateKey:
 def _load_public(pem: str) -> Ed25519PublicKey:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    if (raw := _fixed_form(pem, "PUBLIC KEY", _PUBLIC_DER)) is not None:
+    if (raw := _ed25519_key_bytes(pem, "PUBLIC KEY", _PUBLIC_DER_PREFIX)) is not None:
         return Ed25519PublicKey.from_public_bytes(raw)
     from cryptography.hazmat.primitives import serialization
 
