@@ -91,21 +91,26 @@ def test_without_the_client_libraries_baseline_quills_own_share_is_not_judged() 
     assert not any("own share" in target for target in rows)
 
 
-def test_quills_code_alone_is_shown_over_the_libraries_started_with_the_collector_off() -> None:
+def test_quills_code_alone_is_judged_over_the_libraries_started_with_the_collector_off() -> None:
     """quill serve starts with the collector off, which speeds the libraries' imports too:
-    beside the judged share, the same starts over a baseline started the same way."""
+    the issue's share says it counts that, and a second row judges Quill's code alone."""
     results = _results(posts_ratio=1.4, mixed_errors=0)
     cold = results["coldstart"]["targets"]
     cold["clients"] = {**cold["floor"], "first_route_vs_floor": 1.5, "first_route_ms": 500.0}
     cold["clients_gc_off"] = {**cold["floor"], "first_route_vs_floor": 1.3, "first_route_ms": 400.0}
     cold["posts"]["first_route_ms"] = 440.0
-    cold["login"] = {**cold["floor"], "first_route_vs_floor": 1.35, "first_route_ms": 420.0}
-    name = "cold start: Quill's own share over the client libraries (first real 200 / clients) <= 1.05x"
-
-    row = {row["target"]: row for row in targets(results)}[name]
-
-    assert row["measured"] == (
-        "worst posts 0.93x, median 0.92x (clients 1.50x the floor); its code alone, over clients started"
-        " with the collector off as quill serve is: worst posts 1.10x, median 1.08x"
+    cold["login"] = {**cold["floor"], "first_route_vs_floor": 1.35, "first_route_ms": 410.0}
+    share = "cold start: Quill's own share over the client libraries (first real 200 / clients) <= 1.05x"
+    alone = (
+        "cold start: Quill's code alone over the client libraries started as quill serve starts"
+        " (first real 200 / clients_gc_off) <= 1.05x"
     )
-    assert row["met"]
+
+    rows = {row["target"]: row for row in targets(results)}
+
+    assert rows[share]["measured"] == (
+        "worst posts 0.93x, median 0.92x (clients 1.50x the floor); counts the collector off during quill serve's start"
+    )
+    assert rows[share]["met"]
+    assert rows[alone]["measured"] == "worst posts 1.10x, median 1.06x"
+    assert not rows[alone]["met"]

@@ -5,7 +5,7 @@
 - clients (cold start only): the floor's function in a module that also imports the
   client libraries every Quill HTTP function loads before its first real 200, and
   nothing of Quill. Its ratio to the floor is the least any function built on those
-  libraries can reach, whatever its own code does;
+  libraries can reach as functions-framework starts them;
 - clients_gc_off (cold start only): the same, started as ``quill serve`` starts, with the
   garbage collector off until it serves. Against it, a Quill target's ratio is its own
   code's share alone, without what the collector's setting saves on the libraries.
@@ -53,7 +53,8 @@ source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "%(name)s.py")
 app = create_asgi_app(target="%(name)s", source=source)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
-# quill.cli's start: the collector off from the first line, frozen and on before serving.
+# quill serve's start: the collector off (here from the first line, a little earlier than
+# quill.cli's main, after its own imports), frozen and on again before serving.
 _GC_OFF_SERVER = "import gc\ngc.disable()\n" + _SERVER.replace("uvicorn.run(", "gc.freeze()\ngc.enable()\nuvicorn.run(")
 _CEILING_SERVER = """
 import sys

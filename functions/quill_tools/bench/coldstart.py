@@ -1,6 +1,6 @@
-"""Cold start of each function target, beside two baselines measured in the same run.
+"""Cold start of each function target, beside baselines measured in the same run.
 
-- the floor, ceiling and clients baselines of ``quill_tools.bench.baselines``;
+- the floor, ceiling, clients and clients_gc_off baselines of ``quill_tools.bench.baselines``;
 - each Quill target: ``quill serve <target>``, exactly as its Knative Service starts it,
   with the image's own ``quill`` command (``quill.cli``), not the one pip writes.
 

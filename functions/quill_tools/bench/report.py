@@ -233,22 +233,26 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             base = clients["first_route_vs_floor"]
             own = {name: row["first_route_vs_floor"] / base for name, row in quill.items()}
             heaviest = max(own, key=lambda name: own[name])
-            measured = (
-                f"worst {heaviest} {own[heaviest]:.2f}x, median {statistics.median(own.values()):.2f}x"
-                f" (clients {base:.2f}x the floor)"
-            )
-            if quiet := cold["targets"].get("clients_gc_off"):
-                # Quill's code alone: the libraries started with the collector off, as quill serve does.
-                code = {name: row["first_route_ms"] / quiet["first_route_ms"] for name, row in quill.items()}
-                slowest = max(code, key=lambda name: code[name])
-                measured += (
-                    f"; its code alone, over clients started with the collector off as quill serve is:"
-                    f" worst {slowest} {code[slowest]:.2f}x, median {statistics.median(code.values()):.2f}x"
-                )
             check(
                 "cold start: Quill's own share over the client libraries (first real 200 / clients) <= 1.05x",
-                measured,
+                f"worst {heaviest} {own[heaviest]:.2f}x, median {statistics.median(own.values()):.2f}x"
+                f" (clients {base:.2f}x the floor)"
+                + (
+                    "; counts the collector off during quill serve's start"
+                    if "clients_gc_off" in cold["targets"]
+                    else ""
+                ),
                 own[heaviest] <= 1.05,
+            )
+        if quiet := cold["targets"].get("clients_gc_off"):
+            # Quill's code alone: what the collector's setting saves on the libraries left out.
+            code = {name: row["first_route_ms"] / quiet["first_route_ms"] for name, row in quill.items()}
+            slowest = max(code, key=lambda name: code[name])
+            check(
+                "cold start: Quill's code alone over the client libraries started as quill serve starts"
+                " (first real 200 / clients_gc_off) <= 1.05x",
+                f"worst {slowest} {code[slowest]:.2f}x, median {statistics.median(code.values()):.2f}x",
+                code[slowest] <= 1.05,
             )
         rss = max(row["rss_mib"] for row in quill.values())
         check("RSS after first request < 90 MiB", f"max {rss:.0f} MiB", rss < 90)
