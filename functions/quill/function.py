@@ -73,6 +73,8 @@ Handler = Callable[[Call], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Endpoint:
+    """One route of a function: method, path template, handler, and what the caller must show."""
+
     method: str
     path: str
     handler: Handler

@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 @dataclass(frozen=True)
 class Migration:
+    """One schema migration: its version and the SQL that makes it."""
+
     version: str
     sql: str
 

@@ -44,6 +44,8 @@ Target = Callable[[Request], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Rule:
+    """One gateway rule: which function serves a path (exactly, or everything under a prefix)."""
+
     function: str
     kind: Literal["exact", "prefix"]
     value: str

@@ -165,6 +165,8 @@ def _setting(
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting a function reads, from the environment once per process (12-factor)."""
+
     function: str = _setting(
         "bundle", "FUNCTION_TARGET", _text, "the function this process serves (set by `quill serve` and the Services)"
     )

@@ -22,6 +22,8 @@ _MAX_IDLE = 64
 
 @dataclass(frozen=True)
 class Reply:
+    """What the broker (or any HTTP sink) answered to one delivery."""
+
     status: int
     headers: dict[str, str]  # names in lower case
     body: bytes

@@ -55,6 +55,8 @@ _LIVE = "SELECT revoked_at IS NULL AND expires_at > clock_timestamp() AS live FR
 
 @dataclass(frozen=True)
 class Session:
+    """A signed-in session: whose it is, its refresh token, and when it ends."""
+
     id: str
     user_id: int
     refresh_token: str

@@ -41,6 +41,8 @@ _ALGORITHM = "EdDSA"
 
 @dataclass(frozen=True)
 class Claims:
+    """The verified contents of an access token."""
+
     user_id: int
     session_id: str
     token_id: str
@@ -49,6 +51,8 @@ class Claims:
 
 @dataclass(frozen=True)
 class KeySet:
+    """The keys a process signs and verifies tokens with, loaded once from its settings."""
+
     signing_key: Ed25519PrivateKey | None
     signing_kid: str | None
     public_keys: dict[str, Ed25519PublicKey]

@@ -24,6 +24,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class NewArticle:
+    """A validated new article, as a create or an import hands it to the domain."""
+
     title: str
     description: str
     body: str
@@ -34,6 +36,8 @@ class NewArticle:
 
 @dataclass(frozen=True)
 class ArticleChanges:
+    """A validated partial update; a field left ``UNSET`` keeps its value."""
+
     title: str | f.Unset = f.UNSET
     description: str | f.Unset = f.UNSET
     body: str | f.Unset = f.UNSET
@@ -42,6 +46,8 @@ class ArticleChanges:
 
 @dataclass(frozen=True)
 class ArticleQuery:
+    """The filters and page of a list of articles."""
+
     tag: str | None = None
     author: str | None = None
     favorited: str | None = None
@@ -52,6 +58,8 @@ class ArticleQuery:
 
 @dataclass(frozen=True)
 class ImportRequest:
+    """One article of an ``article.import.requested`` event, under its author's username."""
+
     author: str
     article: NewArticle
 

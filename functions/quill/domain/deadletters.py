@@ -36,6 +36,8 @@ _ERROR_ATTRIBUTES = ("knativeerrorcode", "knativeerrordata", "knativeerrordest")
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """An event that could not be delivered, parked where an operator can see and replay it."""
+
     id: int
     event: dict[str, Any]
     error_code: str | None

@@ -307,6 +307,8 @@ async def _claim(ids: list[int] | None, limit: int) -> tuple[str, list[dict[str,
 
 @dataclass
 class _Outcome:
+    """What one delivery round did with each outbox row: sent, refused by the sink, or left for a retry."""
+
     sent: list[int] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
     unsent: list[int] = field(default_factory=list)

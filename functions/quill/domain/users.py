@@ -78,6 +78,8 @@ def canonical_email(email: str) -> str:
 
 @dataclass(frozen=True)
 class Registration:
+    """A validated registration."""
+
     username: str
     email: str
     password: str
@@ -85,6 +87,8 @@ class Registration:
 
 @dataclass(frozen=True)
 class UserChanges:
+    """A validated update of the caller's own record; a field left ``UNSET`` keeps its value."""
+
     username: str | f.Unset = f.UNSET
     email: str | f.Unset = f.UNSET
     password: str | f.Unset = f.UNSET

@@ -10,6 +10,8 @@ __all__ = ["Article", "Comment", "Profile", "User"]
 
 @dataclass(frozen=True)
 class User:
+    """A user's own record, as ``GET /api/user`` shows it (the password hash never leaves storage)."""
+
     id: int
     username: str
     email: str
@@ -19,6 +21,8 @@ class User:
 
 @dataclass(frozen=True)
 class Profile:
+    """A user as another user sees them, with the viewer's ``following`` flag."""
+
     username: str
     bio: str | None
     image: str | None
@@ -27,6 +31,8 @@ class Profile:
 
 @dataclass(frozen=True)
 class Article:
+    """An article with its author and the viewer's flags, ready for the wire."""
+
     id: int
     slug: str
     title: str
@@ -43,6 +49,8 @@ class Article:
 
 @dataclass(frozen=True)
 class Comment:
+    """A comment with its author, as the viewer sees them."""
+
     id: int
     body: str
     created_at: datetime

@@ -77,6 +77,8 @@ STALE: dict[str, Callable[[dict[str, Any]], Stale]] = {
 
 @dataclass(frozen=True)
 class Resolved:
+    """What an event makes stale: the cached names it names, and whether every list page goes too."""
+
     names: frozenset[str]
     lists: bool
 

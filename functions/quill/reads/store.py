@@ -428,6 +428,8 @@ _LINGER_SECONDS = 0.002
 
 @dataclass
 class _Batch:
+    """The names and prefixes that one Redis write will invalidate, and the future its joiners wait on."""
+
     done: asyncio.Future[None]
     names: set[str] = field(default_factory=set)
     prefixes: set[str] = field(default_factory=set)
