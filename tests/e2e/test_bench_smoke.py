@@ -85,7 +85,12 @@ def test_the_warm_load_benchmark_runs_and_reports_ratios(servers: Servers, tmp_p
         for cell in cells.values():
             assert cell["errors"] == 0
             assert cell["requests_per_second"] > 0
-    assert set(report["single_function"]) == {"article (posts)", "list (posts)"}
+    assert set(report["single_function"]) == {"article (posts)", "list (posts)", "list_signed_in (posts)"}
+    pair = report["pairs"]["list_signed_in"]  # beside the anonymous list, in alternating slices
+    assert pair["over"] == "list"
+    assert len(pair["slices"]["signed_in"]) == len(pair["slices"]["anonymous"]) == 2
+    assert pair["ratio"] > 0
+    assert all(0 <= cell["steal_pct"] <= 100 for cell in pair["slices"]["signed_in"])
 
 
 @pytest.mark.parametrize("client", ["wrk", "python"])

@@ -60,7 +60,14 @@ def _warm(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.quick:
         return warm.run(
-            args.postgres, args.redis, concurrencies=(1, 8), seconds=1, routes=("article", "list"), writes=("create",)
+            args.postgres,
+            args.redis,
+            concurrencies=(1, 8),
+            seconds=1,
+            routes=("article", "list", "list_signed_in"),
+            writes=("create",),
+            pair_slices=2,
+            pair_seconds=1,
         )
     return warm.run(args.postgres, args.redis)
 

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from quill_tools.bench.harness import percentile
 
-__all__ = ["Plan", "Request", "client_name", "measure"]
+__all__ = ["Plan", "Request", "client_name", "measure", "steal_pct"]
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,30 @@ def client_name() -> str:
 
 
 def measure(base_url: str, plan: Plan, *, connections: int, seconds: float, warmup: float = 0.0) -> dict[str, Any]:
-    """Requests/s, p50/p95/p99 (ms) and errors (non-2xx/3xx or socket errors), after
-    ``warmup`` seconds of the same load that are not recorded."""
+    """Requests/s, p50/p95/p99 (ms), errors (non-2xx/3xx or socket errors) and the CPU
+    stolen from this machine meanwhile (``steal_pct``), after ``warmup`` seconds of the
+    same load that are not recorded."""
     if warmup > 0:
         measure(base_url, plan, connections=connections, seconds=warmup)
+    before = psutil.cpu_times()
     if client_name() == "wrk":
-        return _with_wrk(base_url, plan, connections, seconds)
-    return _with_python(base_url, plan, connections, seconds)
+        cell = _with_wrk(base_url, plan, connections, seconds)
+    else:
+        cell = _with_python(base_url, plan, connections, seconds)
+    cell["steal_pct"] = steal_pct(before, psutil.cpu_times())
+    return cell
+
+
+def steal_pct(before: Any, after: Any) -> float:
+    """The share (%) of the machine's CPU time between two ``psutil.cpu_times()`` that the
+    hypervisor gave to other guests (Linux's ``steal``; 0 where it is not counted). A cell
+    measured under steal ran on less machine than its neighbours: on these shared hosts
+    it has reached a quarter of a second's CPU, as much as the gaps the targets judge."""
+    # guest and guest_nice are already counted in user and nice.
+    fields = [name for name in after._fields if name not in ("guest", "guest_nice")]
+    spent = sum(getattr(after, name) - getattr(before, name) for name in fields)
+    stolen = getattr(after, "steal", 0.0) - getattr(before, "steal", 0.0)
+    return float(100 * stolen / spent) if spent > 0 else 0.0
 
 
 def _lua_string(text: str) -> str:

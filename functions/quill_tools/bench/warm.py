@@ -10,12 +10,18 @@ runs it (its server storing each event, its worker process delivering every one 
 consumers), and through ``posts`` alone with ``K_SINK`` set to a sink that takes every event. Titles
 are unique and the write rate limit is off (``RATE_LIMIT_WRITES=0``, the harness's
 environment), so no cell is a 429.
+
+Issue 16 judges each signed-in read against an anonymous one. Their cells run a minute
+apart, and on a shared host the machine under them changes in that minute (CPU stolen by
+other guests, reported as each cell's ``steal_pct``), so each pair is also measured in
+short alternating slices (``pairs``): the ratio the targets judge.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +33,7 @@ from quill_tools.bench.harness import Scratch, migrated_scratch, running, start_
 from quill_tools.bench.load import seed
 from quill_tools.bench.loadgen import Plan, Request, client_name, measure
 
-__all__ = ["ROUTES", "WRITES", "plan", "run"]
+__all__ = ["PAIRS", "ROUTES", "WRITES", "plan", "run"]
 
 ROUTES: tuple[str, ...] = (
     "article",
@@ -43,6 +49,15 @@ ROUTES: tuple[str, ...] = (
 )
 WRITES: tuple[str, ...] = ("create", "update", "favorite", "comment")
 WRITE_CONCURRENCY = 32
+# Each signed-in read and the anonymous read issue 16 judges it against, at c=32.
+PAIRS: tuple[tuple[str, str], ...] = (
+    ("list_signed_in", "list"),
+    ("feed", "list"),
+    ("user", "article"),
+    ("profile_signed_in", "article"),
+    ("article_signed_in", "article"),
+)
+PAIR_CONCURRENCY = 32
 # Each account follows this many others, as a frontend's user does: the feed cell reads a
 # page of their articles (with no follows every feed was the empty page), and the signed-in
 # list and article carry some ``following`` flags set.
@@ -132,6 +147,8 @@ def run(
     seconds: float = 5.0,
     routes: tuple[str, ...] = ROUTES,
     writes: tuple[str, ...] = WRITES,
+    pair_slices: int = 6,
+    pair_seconds: float = 2.0,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"seconds_per_cell": seconds, "client": client_name()}
     with migrated_scratch(admin_url, redis_url, "warm") as scratch:
@@ -143,6 +160,7 @@ def run(
                 for name, argv in baselines.write(folder).items()
             }
             results["routes"] = _cells(bundle.base_url, routes, concurrencies, seconds, accounts, reference)
+            results["pairs"] = _paired(bundle.base_url, routes, accounts, slices=pair_slices, seconds=pair_seconds)
         # The same routes on the one function that owns each, as its Knative Service runs it.
         results["single_function"] = {}
         for target in dict.fromkeys(OWNER[route] for route in routes):
@@ -256,6 +274,46 @@ def _cells(
             floor = reference["floor"][concurrency]["requests_per_second"]
             cell["vs_floor"] = cell["requests_per_second"] / floor if floor else float("nan")
     return results
+
+
+def _paired(
+    base_url: str, routes: tuple[str, ...], accounts: list[dict[str, str]], *, slices: int, seconds: float
+) -> dict[str, Any]:
+    """Each of ``PAIRS`` whose two routes are in ``routes``: the signed-in read and its
+    anonymous read at c=32 in ``slices`` alternating slices of ``seconds`` each, in ABBA
+    order (so neither always goes first), and the signed-in read's req/s over the other's.
+    Latency is judged from the route's own cell: each slice opens its connections anew,
+    and a short slice's p99 is mostly those first requests."""
+    pairs: dict[str, Any] = {}
+    for signed_in, anonymous in PAIRS:
+        if signed_in not in routes or anonymous not in routes:
+            continue
+        loads = {name: plan(name, accounts) for name in (signed_in, anonymous)}
+        taken: dict[str, list[dict[str, Any]]] = {signed_in: [], anonymous: []}
+        for index in range(slices):
+            for name in (anonymous, signed_in) if index % 2 == 0 else (signed_in, anonymous):
+                taken[name].append(measure(base_url, loads[name], connections=PAIR_CONCURRENCY, seconds=seconds))
+        mine, theirs = taken[signed_in], taken[anonymous]
+        rate, base = _mean_rate(mine), _mean_rate(theirs)
+        pairs[signed_in] = {
+            "over": anonymous,
+            "concurrency": PAIR_CONCURRENCY,
+            "seconds_per_slice": seconds,
+            "requests_per_second": rate,
+            "over_requests_per_second": base,
+            "ratio": rate / base if base else 0.0,
+            "slice_ratios": [
+                a["requests_per_second"] / b["requests_per_second"] if b["requests_per_second"] else 0.0
+                for a, b in zip(mine, theirs, strict=True)
+            ],
+            "steal_pct": statistics.fmean(cell["steal_pct"] for cell in [*mine, *theirs]),
+            "slices": {"signed_in": mine, "anonymous": theirs},
+        }
+    return pairs
+
+
+def _mean_rate(cells: list[dict[str, Any]]) -> float:
+    return statistics.fmean(cell["requests_per_second"] for cell in cells)
 
 
 def _measure_all(
