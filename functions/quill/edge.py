@@ -5,7 +5,8 @@
 - ``Limits``: refuses a header flood (431) or a path with CR/LF (404) before any work,
   and answers in JSON what functions-framework's router would answer in text/plain;
 - ``RequestContext``: the request id and trace, the log context, one
-  ``request_finished`` line, the request metrics, ``X-Request-Id`` and ``nosniff``;
+  ``request_finished`` line, the request metrics, ``X-Request-Id`` and ``nosniff``; the
+  request id is also functions-framework's execution id;
 - ``Cors``: preflights and the CORS headers, by ``CORS_ALLOW_ORIGINS``;
 
 then functions-framework's app, whose ``Function`` routes, authenticates and maps
@@ -46,6 +47,9 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Probes and scrapes log their line at debug: at info they would drown the requests.
 _QUIET_ROUTES = ("/health", "/metrics")
+# The header functions-framework takes a request's execution id from (it makes one when
+# the request has none).
+_EXECUTION_ID = b"function-execution-id"
 # What functions-framework's router routes to the function; anything else it answers
 # itself, in text/plain: another method (405, with an Allow header that is not ours),
 # and GET on the two paths it keeps for itself.
@@ -141,7 +145,11 @@ class RequestContext:
             trace_id=traceparent.split("-")[1] if traceparent else None,
             method=scope["method"],
         )
-        edge_headers = ((b"x-request-id", request_id.encode("latin-1")), (b"x-content-type-options", NOSNIFF))
+        raw_id = request_id.encode("latin-1")
+        # First, so functions-framework takes it (its first match) over a client's own and
+        # makes none: one id per request in both logs, and no 12 random draws (~2.6 us).
+        scope["headers"] = [(_EXECUTION_ID, raw_id), *scope["headers"]]
+        edge_headers = ((b"x-request-id", raw_id), (b"x-content-type-options", NOSNIFF))
         status = 500
 
         def send_with_id(message: Message) -> Awaitable[None]:  # not async: see ``Lifespan``

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -70,7 +71,7 @@ async def test_cors_headers_on_normal_responses_including_errors(api: Api) -> No
 
 
 async def test_cors_with_an_origin_list_allows_only_those(api: Api, settings_factory: object) -> None:
-    from typing import Any, cast
+    from typing import cast
 
     from quill.settings import use_settings
 
@@ -101,6 +102,38 @@ async def test_one_log_line_per_request_with_trace_and_user_but_no_secrets(api: 
     assert line["user_id"] == 1
     assert isinstance(line["duration_ms"], float)
     assert token not in json.dumps(logs, default=str)
+
+
+async def test_the_request_id_is_functions_frameworks_execution_id_and_it_makes_none(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One id per request in Quill's logs and functions-framework's, the edge's winning
+    over a client's ``Function-Execution-Id``; and the framework draws no id of its own."""
+    import functions_framework.execution_id as framework
+
+    taken: list[str | None] = []
+    made: list[str] = []
+    extract = framework._extract_context_from_headers
+
+    def spy(headers: Any) -> Any:
+        context = extract(headers)  # type: ignore[no-untyped-call]  # untyped library
+        taken.append(context.execution_id)
+        return context
+
+    monkeypatch.setattr(framework, "_extract_context_from_headers", spy)
+
+    def draw() -> str:
+        made.append("drawn")
+        return "drawn"
+
+    monkeypatch.setattr(framework, "_generate_execution_id", draw)
+
+    given = await api.get("/api/tags", headers={"X-Request-Id": "req-7", "Function-Execution-Id": "client-chosen"})
+    fresh = await api.get("/api/tags")
+
+    assert given.headers["x-request-id"] == "req-7"
+    assert taken == ["req-7", fresh.headers["x-request-id"]]
+    assert made == []
 
 
 async def test_a_request_without_an_id_gets_a_fresh_one_and_probes_log_below_info(api: Api) -> None:
