@@ -8,7 +8,6 @@ from starlette.responses import Response
 
 from quill import ratelimit, wire
 from quill.auth import sessions, tokens
-from quill.auth.guard import bearer_token
 from quill.domain import users
 from quill.domain.fields import Fields
 from quill.domain.values import User
@@ -51,7 +50,7 @@ async def current_user(call: Call) -> Response:
     user = await reads.current_user(call.user_id)
     if user is None:
         raise token_invalid()
-    return json(wire.user(user, bearer_token(call.request) or ""), headers=NO_STORE)
+    return json(wire.user(user, call.token), headers=NO_STORE)
 
 
 async def update_user(call: Call) -> Response:

@@ -67,6 +67,13 @@ class Call:
             raise token_missing()
         return self.claims.user_id
 
+    @property
+    def token(self) -> str:
+        """The verified access token the caller sent."""
+        if self.claims is None:  # only reachable if a route is declared with the wrong auth mode
+            raise token_missing()
+        return self.claims.token
+
 
 Handler = Callable[[Call], Awaitable[Response]]
 

@@ -104,3 +104,19 @@ def test_any_other_pem_is_left_to_cryptography() -> None:
     assert tokens._ed25519_key_bytes(surplus_padding, "PRIVATE KEY", tokens._PRIVATE_DER_PREFIX) is None
     with pytest.raises(ConfigError, match="not a readable PEM private key"):
         build_key_set(Settings(jwt_private_key=surplus_padding))
+
+
+def test_the_claims_carry_the_token_they_were_verified_from_but_never_show_it(tmp_path: Path) -> None:
+    """``GET /api/user`` answers with the caller's own token, from the claims the guard
+    verified, not a second parse of the header; the claims' repr (a log line, a
+    traceback) leaves it out."""
+    from datetime import UTC, datetime, timedelta
+
+    from quill.settings import use_settings
+
+    with use_settings(Settings(jwt_dev_key_path=str(tmp_path / "dev.pem"))):
+        token = tokens.issue_access_token(7, "session-1", datetime.now(UTC) + timedelta(hours=1))
+        claims = tokens.decode_access_token(token)
+
+    assert (claims.user_id, claims.session_id, claims.token) == (7, "session-1", token)
+    assert token not in repr(claims)

@@ -11,27 +11,21 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Literal
 
-from starlette.requests import Request
-
 from quill.errors import token_invalid, token_missing
 from quill.reads.sessions import is_live
 
 if TYPE_CHECKING:
     from quill.auth.tokens import Claims
 
-__all__ = ["AuthMode", "authenticate", "bearer_token"]
+__all__ = ["AuthMode", "authenticate"]
 
 AuthMode = Literal["none", "optional", "required"]
 
 _SCHEMES = {"token", "bearer"}
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token of a ``Token``/``Bearer`` header; None without one, 401 for any other form."""
-    return _token_of(request.headers.get("authorization"))
-
-
 def _token_of(header: str | None) -> str | None:
+    """The token of a ``Token``/``Bearer`` header; None without one, 401 for any other form."""
     if header is None or not header.strip():
         return None
     scheme, _, token = header.strip().partition(" ")

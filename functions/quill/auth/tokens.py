@@ -22,7 +22,7 @@ import hashlib
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
 from pathlib import Path
@@ -41,12 +41,14 @@ _ALGORITHM = "EdDSA"
 
 @dataclass(frozen=True)
 class Claims:
-    """The verified contents of an access token."""
+    """The verified contents of an access token, and the token itself (``GET /api/user``
+    answers with the token it was asked with)."""
 
     user_id: int
     session_id: str
     token_id: str
     expires_at: int
+    token: str = field(repr=False)  # a credential: never in a log line or a traceback
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,7 @@ def _verified(token: str, trust: _Trust) -> Claims:
             session_id=str(payload["sid"]),
             token_id=str(payload["jti"]),
             expires_at=int(payload["exp"]),
+            token=token,
         )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError):
         raise token_invalid() from None
