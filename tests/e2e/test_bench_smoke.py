@@ -88,9 +88,11 @@ def test_the_warm_load_benchmark_runs_and_reports_ratios(servers: Servers, tmp_p
     assert set(report["single_function"]) == {"article (posts)", "list (posts)", "list_signed_in (posts)"}
     pair = report["pairs"]["list_signed_in"]  # beside the anonymous list, in alternating slices
     assert pair["over"] == "list"
-    assert len(pair["slices"]["signed_in"]) == len(pair["slices"]["anonymous"]) == 2
+    assert len(pair["slices"]["route"]) == len(pair["slices"]["over"]) == 2
     assert pair["ratio"] > 0
-    assert all(0 <= cell["steal_pct"] <= 100 for cell in pair["slices"]["signed_in"])
+    assert all(0 <= cell["steal_pct"] <= 100 for cell in pair["slices"]["route"])
+    assert report["over_floor"]["article"]["over"] == "floor"  # beside the floor's own server
+    assert report["over_floor"]["article"]["over_requests_per_second"] > 0
 
 
 @pytest.mark.parametrize("client", ["wrk", "python"])

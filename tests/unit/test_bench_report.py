@@ -135,7 +135,7 @@ def _signed_in_results(*, pair_ratio: float | None) -> dict[str, dict[str, Any]]
                 "ratio": pair_ratio,
                 "slice_ratios": [pair_ratio, pair_ratio],
                 "steal_pct": 2.0,
-                "slices": {"signed_in": [slice_cell, slice_cell], "anonymous": [slice_cell, slice_cell]},
+                "slices": {"route": [slice_cell, slice_cell], "over": [slice_cell, slice_cell]},
             }
         }
     return results
@@ -170,10 +170,20 @@ def test_the_warm_report_shows_each_pairs_slices_and_the_cpu_stolen() -> None:
     assert "| article | 32 | 1000 | 0.70 | 1.0 | 2.0 | 20.0 | 0 | 12.5 |" in text
     assert "| user | 32 | 600 |  | 1.0 | 2.0 | 9.0 | 0 | - |" in text  # a result from before steal was kept
     assert "| user | article | 680 | 800 | 0.85 | 0.85, 0.85 | 2.0 |" in text
+    assert "beside the anonymous read it is judged against (c=32), in 2 alternating slices of 2 s" in text
 
 
 def test_a_slice_error_counts_against_zero_errors() -> None:
     results = _signed_in_results(pair_ratio=0.85)
-    results["warm"]["pairs"]["user"]["slices"]["signed_in"][0] = _cell(errors=1)
+    results["warm"]["pairs"]["user"]["slices"]["route"][0] = _cell(errors=1)
     rows = {row["target"]: row for row in targets(results)}
     assert rows["zero errors in every run"]["measured"] == "1 errors"
+
+
+def test_a_read_judged_against_the_floor_is_judged_from_its_slices_beside_the_floor() -> None:
+    results = _results(posts_ratio=1.0, mixed_errors=0)  # the article's own cell: 0.70x the floor
+    pair = _signed_in_results(pair_ratio=0.55)["warm"]["pairs"]["user"]
+    results["warm"]["over_floor"] = {"article": {**pair, "over": "floor"}}
+    row = {row["target"]: row for row in targets(results)}["article at c=32: >= 0.6x floor req/s, p99 < 25 ms"]
+    assert row["measured"] == "0.55x in alternating slices (its own cell over the floor's: 0.70x), p99 20.0 ms"
+    assert not row["met"]

@@ -11,10 +11,11 @@ consumers), and through ``posts`` alone with ``K_SINK`` set to a sink that takes
 are unique and the write rate limit is off (``RATE_LIMIT_WRITES=0``, the harness's
 environment), so no cell is a 429.
 
-Issue 16 judges each signed-in read against an anonymous one. Their cells run a minute
-apart, and on a shared host the machine under them changes in that minute (CPU stolen by
-other guests, reported as each cell's ``steal_pct``), so each pair is also measured in
-short alternating slices (``pairs``): the ratio the targets judge.
+Issue 16 judges each signed-in read against an anonymous one, and three reads are judged
+against the floor. Their cells run a minute apart, and on a shared host the machine under
+them changes in that minute (CPU stolen by other guests, reported as each cell's
+``steal_pct``), so each is also measured beside what it is judged against in short
+alternating slices (``pairs``, ``over_floor``): the ratios the targets judge.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -33,7 +34,7 @@ from quill_tools.bench.harness import Scratch, migrated_scratch, running, start_
 from quill_tools.bench.load import seed
 from quill_tools.bench.loadgen import Plan, Request, client_name, measure
 
-__all__ = ["PAIRS", "ROUTES", "WRITES", "plan", "run"]
+__all__ = ["FLOOR_JUDGED", "PAIRS", "ROUTES", "WRITES", "plan", "run"]
 
 ROUTES: tuple[str, ...] = (
     "article",
@@ -58,6 +59,8 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("article_signed_in", "article"),
 )
 PAIR_CONCURRENCY = 32
+# The reads judged against the floor (>= 0.6x its req/s at c=32), the same way.
+FLOOR_JUDGED: tuple[str, ...] = ("article", "profile_anonymous", "profile_signed_in")
 # Each account follows this many others, as a frontend's user does: the feed cell reads a
 # page of their articles (with no follows every feed was the empty page), and the signed-in
 # list and article carry some ``following`` flags set.
@@ -155,12 +158,16 @@ def run(
         env, folder = scratch.env, scratch.folder
         with start_quill(["serve", "bundle"], env, folder) as bundle:
             accounts = asyncio.run(seed(bundle.base_url, users=20, articles_per_user=2, follows=FOLLOWS))
+            servers = baselines.write(folder)
             results["baselines"] = reference = {
-                name: _measure_all(argv, concurrencies, seconds, accounts)
-                for name, argv in baselines.write(folder).items()
+                name: _measure_all(argv, concurrencies, seconds, accounts) for name, argv in servers.items()
             }
             results["routes"] = _cells(bundle.base_url, routes, concurrencies, seconds, accounts, reference)
             results["pairs"] = _paired(bundle.base_url, routes, accounts, slices=pair_slices, seconds=pair_seconds)
+            with running(servers["floor"], {}) as floor:
+                results["over_floor"] = _over_floor(
+                    bundle.base_url, floor.base_url, routes, accounts, slices=pair_slices, seconds=pair_seconds
+                )
         # The same routes on the one function that owns each, as its Knative Service runs it.
         results["single_function"] = {}
         for target in dict.fromkeys(OWNER[route] for route in routes):
@@ -276,40 +283,78 @@ def _cells(
     return results
 
 
+class _Side(NamedTuple):
+    """One side of an alternating measure: its name, the server asked and what it is asked."""
+
+    name: str
+    base_url: str
+    load: Plan
+
+
 def _paired(
     base_url: str, routes: tuple[str, ...], accounts: list[dict[str, str]], *, slices: int, seconds: float
 ) -> dict[str, Any]:
-    """Each of ``PAIRS`` whose two routes are in ``routes``: the signed-in read and its
-    anonymous read at c=32 in ``slices`` alternating slices of ``seconds`` each, in ABBA
-    order (so neither always goes first), and the signed-in read's req/s over the other's.
+    """Each of ``PAIRS`` whose two routes are in ``routes``, the signed-in read beside its
+    anonymous read (both through ``base_url``)."""
+    return {
+        signed_in: _alternating(
+            _Side(signed_in, base_url, plan(signed_in, accounts)),
+            _Side(anonymous, base_url, plan(anonymous, accounts)),
+            slices,
+            seconds,
+        )
+        for signed_in, anonymous in PAIRS
+        if signed_in in routes and anonymous in routes
+    }
+
+
+def _over_floor(
+    base_url: str,
+    floor_url: str,
+    routes: tuple[str, ...],
+    accounts: list[dict[str, str]],
+    *,
+    slices: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """Each of ``FLOOR_JUDGED`` in ``routes`` beside the floor (its own server, idle
+    between its slices)."""
+    floor = _Side("floor", floor_url, plan("floor", accounts))
+    return {
+        route: _alternating(_Side(route, base_url, plan(route, accounts)), floor, slices, seconds)
+        for route in FLOOR_JUDGED
+        if route in routes
+    }
+
+
+def _alternating(route: _Side, over: _Side, slices: int, seconds: float) -> dict[str, Any]:
+    """``route`` and ``over`` at c=32 in ``slices`` alternating slices of ``seconds``
+    each, in ABBA order (so neither always goes first), and the route's req/s over the
+    other's.
+
     Latency is judged from the route's own cell: each slice opens its connections anew,
     and a short slice's p99 is mostly those first requests."""
-    pairs: dict[str, Any] = {}
-    for signed_in, anonymous in PAIRS:
-        if signed_in not in routes or anonymous not in routes:
-            continue
-        loads = {name: plan(name, accounts) for name in (signed_in, anonymous)}
-        taken: dict[str, list[dict[str, Any]]] = {signed_in: [], anonymous: []}
-        for index in range(slices):
-            for name in (anonymous, signed_in) if index % 2 == 0 else (signed_in, anonymous):
-                taken[name].append(measure(base_url, loads[name], connections=PAIR_CONCURRENCY, seconds=seconds))
-        mine, theirs = taken[signed_in], taken[anonymous]
-        rate, base = _mean_rate(mine), _mean_rate(theirs)
-        pairs[signed_in] = {
-            "over": anonymous,
-            "concurrency": PAIR_CONCURRENCY,
-            "seconds_per_slice": seconds,
-            "requests_per_second": rate,
-            "over_requests_per_second": base,
-            "ratio": rate / base if base else 0.0,
-            "slice_ratios": [
-                a["requests_per_second"] / b["requests_per_second"] if b["requests_per_second"] else 0.0
-                for a, b in zip(mine, theirs, strict=True)
-            ],
-            "steal_pct": statistics.fmean(cell["steal_pct"] for cell in [*mine, *theirs]),
-            "slices": {"signed_in": mine, "anonymous": theirs},
-        }
-    return pairs
+    mine: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    for index in range(slices):
+        turns = ((over, theirs), (route, mine))
+        for side, cells in turns if index % 2 == 0 else reversed(turns):
+            cells.append(measure(side.base_url, side.load, connections=PAIR_CONCURRENCY, seconds=seconds))
+    rate, base = _mean_rate(mine), _mean_rate(theirs)
+    return {
+        "over": over.name,
+        "concurrency": PAIR_CONCURRENCY,
+        "seconds_per_slice": seconds,
+        "requests_per_second": rate,
+        "over_requests_per_second": base,
+        "ratio": rate / base if base else 0.0,
+        "slice_ratios": [
+            a["requests_per_second"] / b["requests_per_second"] if b["requests_per_second"] else 0.0
+            for a, b in zip(mine, theirs, strict=True)
+        ],
+        "steal_pct": statistics.fmean(cell["steal_pct"] for cell in [*mine, *theirs]),
+        "slices": {"route": mine, "over": theirs},
+    }
 
 
 def _mean_rate(cells: list[dict[str, Any]]) -> float:
