@@ -91,7 +91,7 @@ def _pairs_lines(pairs: dict[str, Any], what: str) -> list[str]:
         f"Each read beside {what} (c={some['concurrency']}), in {len(some['slice_ratios'])} alternating"
         f" slices of {some['seconds_per_slice']:.0f} s each (ABBA order), so the two ran on the same machine:",
         "",
-        "| route | over | req/s | its req/s | ratio | each slice | CPU stolen % |",
+        "| route | over | req/s | over req/s | ratio | each slice | CPU stolen % |",
         "|---|---|---|---|---|---|---|",
     ]
     for route, pair in pairs.items():
@@ -226,7 +226,7 @@ def _warm_targets(warm: dict[str, Any], check: Callable[[str, str, bool], None])
         cell, base = routes.get(signed_in, {}).get("32"), routes.get(anonymous, {}).get("32")
         if not (cell and base):
             continue
-        own = cell["requests_per_second"] / base["requests_per_second"]
+        own = cell["requests_per_second"] / base["requests_per_second"] if base["requests_per_second"] else 0.0
         ratio, measured = _judged(own, pairs.get(signed_in), f"{anonymous}'s")
         check(
             f"{signed_in} at c=32 (bundle): >= 0.8x {anonymous} (anonymous) req/s, p99 < 25 ms",

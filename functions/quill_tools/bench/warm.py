@@ -163,11 +163,13 @@ def run(
                 name: _measure_all(argv, concurrencies, seconds, accounts) for name, argv in servers.items()
             }
             results["routes"] = _cells(bundle.base_url, routes, concurrencies, seconds, accounts, reference)
-            results["pairs"] = _paired(bundle.base_url, routes, accounts, slices=pair_slices, seconds=pair_seconds)
-            with running(servers["floor"], {}) as floor:
-                results["over_floor"] = _over_floor(
-                    bundle.base_url, floor.base_url, routes, accounts, slices=pair_slices, seconds=pair_seconds
-                )
+            if pair_slices > 0:
+                results["pairs"] = _paired(bundle.base_url, routes, accounts, slices=pair_slices, seconds=pair_seconds)
+            if pair_slices > 0 and set(FLOOR_JUDGED) & set(routes):
+                with running(servers["floor"], {}) as floor:
+                    results["over_floor"] = _over_floor(
+                        bundle.base_url, floor.base_url, routes, accounts, slices=pair_slices, seconds=pair_seconds
+                    )
         # The same routes on the one function that owns each, as its Knative Service runs it.
         results["single_function"] = {}
         for target in dict.fromkeys(OWNER[route] for route in routes):
@@ -332,8 +334,11 @@ def _alternating(route: _Side, over: _Side, slices: int, seconds: float) -> dict
     each, in ABBA order (so neither always goes first), and the route's req/s over the
     other's.
 
-    Latency is judged from the route's own cell: each slice opens its connections anew,
-    and a short slice's p99 is mostly those first requests."""
+    Each side first gets an unrecorded warm-up (the floor's server is new), as a route's
+    first cell does. Latency is judged from the route's own cell: each slice opens its
+    connections anew, and a short slice's p99 is mostly those first requests."""
+    for side in (over, route):
+        measure(side.base_url, side.load, connections=PAIR_CONCURRENCY, seconds=1)
     mine: list[dict[str, Any]] = []
     theirs: list[dict[str, Any]] = []
     for index in range(slices):
