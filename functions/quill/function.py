@@ -57,22 +57,21 @@ class Call:
 
     @property
     def session_id(self) -> str:
-        if self.claims is None:  # only reachable if a route is declared with the wrong auth mode
-            raise token_missing()
-        return self.claims.session_id
+        return self._signed_in().session_id
 
     @property
     def user_id(self) -> int:
-        if self.claims is None:  # only reachable if a route is declared with the wrong auth mode
-            raise token_missing()
-        return self.claims.user_id
+        return self._signed_in().user_id
 
     @property
     def token(self) -> str:
         """The verified access token the caller sent."""
+        return self._signed_in().token
+
+    def _signed_in(self) -> Claims:
         if self.claims is None:  # only reachable if a route is declared with the wrong auth mode
             raise token_missing()
-        return self.claims.token
+        return self.claims
 
 
 Handler = Callable[[Call], Awaitable[Response]]

@@ -337,14 +337,15 @@ def _alternating(route: _Side, over: _Side, slices: int, seconds: float) -> dict
     Each side first gets an unrecorded warm-up (the floor's server is new), as a route's
     first cell does. Latency is judged from the route's own cell: each slice opens its
     connections anew, and a short slice's p99 is mostly those first requests."""
-    for side in (over, route):
-        measure(side.base_url, side.load, connections=PAIR_CONCURRENCY, seconds=1)
     mine: list[dict[str, Any]] = []
     theirs: list[dict[str, Any]] = []
     for index in range(slices):
         turns = ((over, theirs), (route, mine))
         for side, cells in turns if index % 2 == 0 else reversed(turns):
-            cells.append(measure(side.base_url, side.load, connections=PAIR_CONCURRENCY, seconds=seconds))
+            warmup = 1.0 if index == 0 else 0.0
+            cells.append(
+                measure(side.base_url, side.load, connections=PAIR_CONCURRENCY, seconds=seconds, warmup=warmup)
+            )
     rate, base = _mean_rate(mine), _mean_rate(theirs)
     return {
         "over": over.name,
