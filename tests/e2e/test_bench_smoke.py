@@ -21,7 +21,7 @@ from tests.e2e.conftest import QUILL
 pytestmark = pytest.mark.e2e
 
 
-def _bench(suite: str, servers: Servers, out: Path, **env: str) -> dict[str, Any]:
+def _bench(suite: str, servers: Servers, out: Path, *args: str, **env: str) -> dict[str, Any]:
     result = subprocess.run(
         [
             QUILL,
@@ -34,6 +34,7 @@ def _bench(suite: str, servers: Servers, out: Path, **env: str) -> dict[str, Any
             servers.admin_url,
             "--redis",
             servers.redis_url,
+            *args,
         ],
         capture_output=True,
         text=True,
@@ -93,6 +94,39 @@ def test_the_warm_load_benchmark_runs_and_reports_ratios(servers: Servers, tmp_p
     assert all(0 <= cell["steal_pct"] <= 100 for cell in pair["slices"]["route"])
     assert report["over_floor"]["article"]["over"] == "floor"  # beside the floor's own server
     assert report["over_floor"]["article"]["over_requests_per_second"] > 0
+
+
+def test_the_versus_benchmark_measures_quill_beside_another_realworld_server(servers: Servers, tmp_path: Path) -> None:
+    """The other server here is a second Quill (the platform Quill replaces cannot run in
+    CI): what is asserted is that both are seeded through the API and measured in turns."""
+    with (
+        migrated_scratch(servers.admin_url, servers.redis_url, "versusother") as scratch,
+        start_quill(["serve", "bundle"], scratch.env, scratch.folder) as other,
+    ):
+        report = _bench("versus", servers, tmp_path, "--against", other.base_url, "--against-name", "second")
+        with httpx.Client(base_url=other.base_url) as client:
+            prefix = report["seed"]["prefix"]
+            seeded = client.get(f"/api/profiles/{prefix}0")
+
+    assert seeded.status_code == 200  # the other server got its own new accounts
+    assert set(report["routes"]) == {"list", "user", "create"}
+    for route, pair in report["routes"].items():
+        assert pair["over"] == "second"
+        assert pair["kind"] == ("write" if route == "create" else "read")
+        assert len(pair["slices"]["route"]) == len(pair["slices"]["over"]) == 2
+        assert pair["errors"] == pair["over_errors"] == 0, route
+        assert pair["served_per_second"] > 0
+        assert pair["over_served_per_second"] > 0
+    assert "Ahead of second on every judged route" in (tmp_path / "versus.md").read_text()
+
+
+def test_the_versus_benchmark_asks_for_the_other_server(servers: Servers, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [QUILL, "bench", "versus", "--out", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    assert "needs --against URL" in result.stderr
+    assert not (tmp_path / "versus.json").exists()
 
 
 @pytest.mark.parametrize("client", ["wrk", "python"])

@@ -19,14 +19,15 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "suite",
         nargs="?",
         default="all",
-        choices=[*SUITES, "all"],
+        choices=[*SUITES, "versus", "all"],
         help="coldstart: each target against functions-framework and Starlette baselines; "
         "apptime: microseconds per request inside the app, cached reads beside the floor's, in-process; "
         "warm: requests/s and latency per route at concurrency 1/32/128 beside the same baselines; "
         "mixed: 100 and 500 virtual users with think time; "
         "scale: list/filter/feed/search at 10k/100k/1M articles with EXPLAIN; "
         "events: local broker throughput and outbox latency; "
-        "all (the default): every suite, then the targets met or missed",
+        "versus: each route beside another RealWorld backend (--against URL), in alternating slices; "
+        "all (the default): every suite but versus, then the targets met or missed",
     )
     bench.add_argument("--quick", action="store_true", help="a small run for smoke tests (timings not meaningful)")
     bench.add_argument("--out", default="bench-results", help="folder for the JSON and Markdown reports")
@@ -36,6 +37,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="a server where the benchmark may create and drop its own database",
     )
     bench.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"))
+    bench.add_argument(
+        "--against",
+        metavar="URL",
+        help="versus: the base URL of another RealWorld backend, running; it is seeded with new accounts",
+    )
+    bench.add_argument("--against-name", default="other", help="versus: what to call it in the report")
     return bench  # type: ignore[no-any-return]
 
 
@@ -95,6 +102,27 @@ def _events(args: argparse.Namespace) -> dict[str, Any]:
     return events.run(args.postgres, args.redis, **sizes)
 
 
+def _versus(args: argparse.Namespace) -> dict[str, Any]:
+    from quill_tools.bench import versus
+
+    if not args.against:
+        raise SystemExit("quill bench versus needs --against URL: another RealWorld backend, running")
+    if args.quick:
+        return versus.run(
+            args.postgres,
+            args.redis,
+            against=args.against,
+            name=args.against_name,
+            users=4,
+            articles_per_user=2,
+            routes=("list", "user", "create"),
+            slices=2,
+            seconds=1,
+        )
+    return versus.run(args.postgres, args.redis, against=args.against, name=args.against_name)
+
+
+# The suites ``all`` runs; ``versus`` needs another server and runs only when asked for.
 SUITES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "coldstart": _coldstart,
     "apptime": _apptime,
@@ -120,12 +148,14 @@ def run(args: argparse.Namespace) -> None:
     from quill_tools.bench.report import markdown, targets
 
     out = Path(args.out)
+    runners = {**SUITES, "versus": _versus}
     chosen = list(SUITES) if args.suite == "all" else [args.suite]
     results: dict[str, dict[str, Any]] = {}
     for suite in chosen:
-        result = SUITES[suite](args)
+        result = runners[suite](args)
         result["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        result["command"] = f"quill bench {suite}{' --quick' if args.quick else ''}"
+        against = f" --against {args.against}" if suite == "versus" else ""
+        result["command"] = f"quill bench {suite}{against}{' --quick' if args.quick else ''}"
         _write(out, suite, result, markdown(suite, result))
         results[suite] = result
     if args.suite == "all":

@@ -63,14 +63,17 @@ class MixedResult:
         }
 
 
-async def seed(base_url: str, users: int, articles_per_user: int, follows: int = 0) -> list[dict[str, str]]:
+async def seed(
+    base_url: str, users: int, articles_per_user: int, follows: int = 0, *, prefix: str = "user"
+) -> list[dict[str, str]]:
     """Register ``users`` accounts with a few articles each, each following the ``follows``
     accounts after it (wrapping round), so that a feed has a page to show; return their
-    tokens and slugs."""
+    tokens and slugs. Usernames are ``prefix`` and a number: a server seeded before (one
+    that is not Quill's scratch database) takes a new prefix."""
     accounts: list[dict[str, str]] = []
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         for number in range(users):
-            name = f"user{number}"
+            name = f"{prefix}{number}"
             response = await client.post(
                 "/api/users",
                 json={"user": {"username": name, "email": f"{name}@example.com", "password": "password123"}},

@@ -180,6 +180,40 @@ def _apptime_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _versus_lines(result: dict[str, Any]) -> list[str]:
+    other, routes = result["against"]["name"], result["routes"]
+    some = next(iter(routes.values()))
+    seeded = result["seed"]
+    lines = [
+        f"Quill (`quill serve bundle`, events to a sink) beside {other} ({result['against']['url']}), both seeded"
+        f" through the API with {seeded['users']} accounts of {seeded['articles_per_user']} articles, each"
+        f" following {seeded['follows']}; c={some['concurrency']}, {len(some['slice_ratios'])} alternating slices"
+        f" of {some['seconds_per_slice']:.0f} s a side (ABBA); client: {result['client']}. Served/s counts"
+        " successful answers only; p99 is the median of the slices' (each slice opens its connections anew).",
+        "",
+        f"| route | kind | Quill served/s | {other} served/s | ratio | Quill p99 ms | {other} p99 ms "
+        f"| Quill errors | {other} errors | CPU stolen % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for route, pair in routes.items():
+        p99 = [statistics.median(cell["p99_ms"] for cell in pair["slices"][side]) for side in ("route", "over")]
+        lines.append(
+            f"| {route} | {pair['kind']} | {pair['served_per_second']:.0f} | {pair['over_served_per_second']:.0f} "
+            f"| {pair['served_ratio']:.2f} | {p99[0]:.1f} | {p99[1]:.1f} | {pair['errors']} | {pair['over_errors']} "
+            f"| {pair['steal_pct']:.1f} |"
+        )
+    judged = {route: pair["served_ratio"] for route, pair in routes.items() if pair["kind"] != "unjudged"}
+    behind = [route for route, ratio in judged.items() if ratio <= 1]
+    short = [f"{route} {ratio:.2f}x" for route, ratio in judged.items() if ratio < 3]
+    ahead = "yes" if not behind else "NO, behind on " + ", ".join(behind)
+    lines += [
+        "",
+        f"Ahead of {other} on every judged route (all but login): {ahead}.",
+        f"At 3x or more on reads and writes (the aim): {'yes' if not short else 'NO: ' + ', '.join(short)}.",
+    ]
+    return lines
+
+
 _LINES = {
     "coldstart": _coldstart_lines,
     "apptime": _apptime_lines,
@@ -187,6 +221,7 @@ _LINES = {
     "mixed": _mixed_lines,
     "scale": _scale_lines,
     "events": _events_lines,
+    "versus": _versus_lines,
 }
 
 

@@ -34,7 +34,7 @@ from quill_tools.bench.harness import Scratch, migrated_scratch, running, start_
 from quill_tools.bench.load import seed
 from quill_tools.bench.loadgen import Plan, Request, client_name, measure
 
-__all__ = ["FLOOR_JUDGED", "PAIRS", "ROUTES", "WRITES", "plan", "run"]
+__all__ = ["FLOOR_JUDGED", "PAIRS", "ROUTES", "WRITES", "Side", "alternating", "plan", "run"]
 
 ROUTES: tuple[str, ...] = (
     "article",
@@ -285,7 +285,7 @@ def _cells(
     return results
 
 
-class _Side(NamedTuple):
+class Side(NamedTuple):
     """One side of an alternating measure: its name, the server asked and what it is asked."""
 
     name: str
@@ -299,9 +299,9 @@ def _paired(
     """Each of ``PAIRS`` whose two routes are in ``routes``, the signed-in read beside its
     anonymous read (both through ``base_url``)."""
     return {
-        signed_in: _alternating(
-            _Side(signed_in, base_url, plan(signed_in, accounts)),
-            _Side(anonymous, base_url, plan(anonymous, accounts)),
+        signed_in: alternating(
+            Side(signed_in, base_url, plan(signed_in, accounts)),
+            Side(anonymous, base_url, plan(anonymous, accounts)),
             slices,
             seconds,
         )
@@ -321,15 +321,15 @@ def _over_floor(
 ) -> dict[str, Any]:
     """Each of ``FLOOR_JUDGED`` in ``routes`` beside the floor (its own server, idle
     between its slices)."""
-    floor = _Side("floor", floor_url, plan("floor", accounts))
+    floor = Side("floor", floor_url, plan("floor", accounts))
     return {
-        route: _alternating(_Side(route, base_url, plan(route, accounts)), floor, slices, seconds)
+        route: alternating(Side(route, base_url, plan(route, accounts)), floor, slices, seconds)
         for route in FLOOR_JUDGED
         if route in routes
     }
 
 
-def _alternating(route: _Side, over: _Side, slices: int, seconds: float) -> dict[str, Any]:
+def alternating(route: Side, over: Side, slices: int, seconds: float) -> dict[str, Any]:
     """``route`` and ``over`` at c=32 in ``slices`` alternating slices of ``seconds``
     each, in ABBA order (so neither always goes first), and the route's req/s over the
     other's.
