@@ -80,7 +80,7 @@ async def seed(
             )
             response.raise_for_status()
             token = response.json()["user"]["token"]
-            slug = ""
+            slugs: list[str] = []
             for article in range(articles_per_user):
                 created = await client.post(
                     "/api/articles",
@@ -88,15 +88,18 @@ async def seed(
                     json={
                         "article": {
                             "title": f"{name} on topic {article}",
-                            "description": "seeded",
+                            "description": "A seeded article",  # 10+ characters: some backends ask it
                             "body": "Lorem ipsum " * 20,
                             "tagList": [f"topic{article % 5}", "seed"],
                         }
                     },
                 )
                 created.raise_for_status()
-                slug = created.json()["article"]["slug"]
-            accounts.append({"username": name, "token": token, "slug": slug})
+                slugs.append(created.json()["article"]["slug"])
+            # "slug": the account's newest article; "slugs": all of them, space-separated.
+            accounts.append(
+                {"username": name, "token": token, "slug": slugs[-1] if slugs else "", "slugs": " ".join(slugs)}
+            )
         for number, account in enumerate(accounts):
             for step in range(1, min(follows, users - 1) + 1):
                 followed = accounts[(number + step) % users]["username"]

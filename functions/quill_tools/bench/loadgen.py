@@ -51,6 +51,10 @@ class Plan:
     weights: tuple[int, ...] | None = None
     # A connection waits a random 0.5-1.5 x this between requests (a virtual user).
     think_ms: int = 0
+    # Each wrk thread (Python: each connection) starts the cycle at a random request, new
+    # each run, instead of the first: the threads and the runs of a plan whose requests may
+    # each be made once (a favorite, on a backend that refuses a second) ask for others.
+    random_start: bool = False
 
 
 def client_name() -> str:
@@ -101,11 +105,29 @@ def _lua_request(request: Request) -> str:
     return f"{{{_lua_string(request.method)}, {_lua_string(request.path)}, {{{headers}}}, {body}}}"
 
 
+# LuaJIT allows a function at most 65,536 constants (each distinct path, header and body
+# is one), so a long plan is added to its table by functions of this many requests each
+# (";" first: Lua would read "(" after "end)()" as a call).
+_LUA_CHUNK = 2_000
+
+
+def _lua_requests(requests: tuple[Request, ...]) -> str:
+    """Lua statements that fill ``requests`` with the plan's, in order."""
+    return "\n".join(
+        ";(function()\n  local add = table.insert\n"
+        + "\n".join(f"  add(requests, {_lua_request(request)})" for request in requests[start : start + _LUA_CHUNK])
+        + "\nend)()"
+        for start in range(0, len(requests), _LUA_CHUNK)
+    )
+
+
 _SCRIPT = """
-local requests = {%(requests)s}
+local requests = {}
+%(requests)s
 local run = "%(run)s"
 local weights = %(weights)s
 local think = %(think)d
+local random_start = %(random_start)s
 local counter = 0
 local next_thread = 0
 local total = 0
@@ -118,6 +140,10 @@ end
 
 function init(args)
   math.randomseed(1000 + thread_number)
+  if random_start then
+    math.randomseed(tonumber(run, 16) + thread_number)
+    counter = math.random(#requests) - 1
+  end
 end
 
 local function pick()
@@ -162,9 +188,10 @@ end
 
 def _with_wrk(base_url: str, plan: Plan, connections: int, seconds: float) -> dict[str, Any]:
     script = _SCRIPT % {
-        "requests": ",\n  ".join(_lua_request(request) for request in plan.requests),
+        "requests": _lua_requests(plan.requests),
         "weights": "{" + ", ".join(str(w) for w in plan.weights or ()) + "}",
         "think": plan.think_ms,
+        "random_start": "true" if plan.random_start else "false",
         "run": secrets.token_hex(4),
     }
     threads = max(1, min(connections, os.cpu_count() or 1))
@@ -214,6 +241,8 @@ def _client_process(base: str, plan: Plan, connections: int, seconds: float, see
                 nonlocal errors
                 rng = random.Random(seed * 1000 + number)  # noqa: S311 - load shape, not security
                 sequence = 0
+                if plan.random_start:
+                    sequence = random.Random(f"{run}-{number}").randrange(len(plan.requests))  # noqa: S311
                 if plan.think_ms:
                     await asyncio.sleep(rng.random() * plan.think_ms / 1000)
                 while time.perf_counter() < deadline:

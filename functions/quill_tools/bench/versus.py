@@ -16,14 +16,16 @@ measured and not judged: its argon2id hash costs what it does by design.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import statistics
+from dataclasses import replace
 from typing import Any
 
 from quill_tools.bench import baselines
 from quill_tools.bench.harness import migrated_scratch, running, start_quill
 from quill_tools.bench.load import seed
-from quill_tools.bench.loadgen import client_name
+from quill_tools.bench.loadgen import Plan, Request, client_name
 from quill_tools.bench.warm import FOLLOWS, Side, alternating, plan
 
 __all__ = ["READS", "ROUTES", "UNJUDGED", "WRITES", "run", "served_per_second"]
@@ -42,6 +44,44 @@ READS: tuple[str, ...] = (
 WRITES: tuple[str, ...] = ("create", "update", "favorite", "comment")
 UNJUDGED: tuple[str, ...] = ("login",)
 ROUTES: tuple[str, ...] = READS + WRITES + UNJUDGED
+
+
+# A create as a RealWorld frontend's editor sends it: every field filled, a tag. Other
+# backends refuse less (one asks 10+ characters of description and body, and a tagList).
+_CREATE = json.dumps(
+    {
+        "article": {
+            "title": "Load {n}",
+            "description": "Written under load",
+            "body": "A benchmark wrote this article while it measured.",
+            "tagList": ["load"],
+        }
+    }
+)
+
+
+def _plan(route: str, accounts: list[dict[str, str]]) -> Plan:
+    """``warm``'s plan for ``route``, but requests any RealWorld backend takes: a create
+    with every field, and favorites that are each asked once.
+
+    ``warm`` favorites and unfavorites the same articles over and over, which Quill takes
+    (a favorite is idempotent) but other backends answer with 400 for a second favorite.
+    Here every account favorites every article of the others, each thread from a random
+    point of that long cycle (tens of thousands), so what is asked is new."""
+    if route == "create":
+        return Plan(tuple(replace(request, body=_CREATE) for request in plan(route, accounts).requests))
+    if route == "favorite":
+        return Plan(
+            tuple(
+                Request("POST", f"/api/articles/{slug}/favorite", (("Authorization", f"Token {me['token']}"),))
+                for me in accounts
+                for other in accounts
+                if other is not me
+                for slug in other["slugs"].split()
+            ),
+            random_start=True,
+        )
+    return plan(route, accounts)
 
 
 def served_per_second(cells: list[dict[str, Any]]) -> float:
@@ -85,8 +125,8 @@ def run(
                 route: _judged(
                     route,
                     alternating(
-                        Side("quill", quill.base_url, plan(route, accounts["quill"])),
-                        Side(name, against, plan(route, accounts[name])),
+                        Side("quill", quill.base_url, _plan(route, accounts["quill"])),
+                        Side(name, against, _plan(route, accounts[name])),
                         slices,
                         seconds,
                     ),
