@@ -47,6 +47,7 @@ async def test_each_write_route_emits_its_event_once_in_binary_mode_with_the_tra
     assert created.event["source"] == "/quill/posts"
     assert created.event["traceparent"] == traceparent
     assert created.event.data["slug"] == "traced"
+    await outbox.drain()  # the marks are written after the response, in a batch of their own
     assert all(row[2] is not None for row in outbox_rows(to_receiver))
 
 
@@ -146,11 +147,47 @@ async def test_broker_unreachable_writes_succeed_and_the_relay_delivers_each_eve
     assert [item.event.data["title"] for item in received[1:]] == [f"While down {n}" for n in range(5)]  # oldest first
 
 
+_SLOW_MARKS = """
+CREATE FUNCTION slow_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
+CREATE TRIGGER slow_mark BEFORE UPDATE ON outbox FOR EACH ROW EXECUTE FUNCTION slow_mark();
+"""
+
+
+async def test_a_write_waits_for_its_events_to_be_sent_not_for_their_marks(
+    api: Api, settings_factory: Any, receiver: Receiver
+) -> None:
+    """``EVENT_SEND_WAIT`` is a wait for the broker. Marking the rows sent is bookkeeping
+    (batched, and the relay covers a lost mark): a write that waited for it answered a
+    database round trip later, under load a batch later."""
+    with use_settings(settings_factory(k_sink=receiver.url("/sink"), event_send_wait=5.0)) as chosen:
+        token = await api.register("alice")
+        await outbox.drain()
+        with psycopg.connect(chosen.database_url, autocommit=True) as conn:
+            conn.execute(_SLOW_MARKS)
+        try:
+            response = await api.post(
+                "/api/articles", token, json={"article": {"title": "Sent", "description": "d", "body": "b"}}
+            )
+            marked_at_answer = [row[2] is not None for row in outbox_rows(chosen)]
+            received = await receiver.wait_for(2)
+            await outbox.drain()
+        finally:
+            with psycopg.connect(chosen.database_url, autocommit=True) as conn:
+                conn.execute("DROP TRIGGER slow_mark ON outbox; DROP FUNCTION slow_mark()")
+
+    assert response.status_code == 201
+    assert received[1].event["type"] == events.ARTICLE_CREATED  # sent before the answer
+    assert marked_at_answer == [True, False]  # its mark still sleeping in the trigger
+    assert all(row[2] is not None for row in outbox_rows(chosen))  # then written
+
+
 async def test_a_failing_sink_does_not_fail_the_request(api: Api, settings_factory: Any, receiver: Receiver) -> None:
     receiver.plans["/sink"] = [500] * 10
     with use_settings(settings_factory(k_sink=receiver.url("/sink"))) as chosen:
         token = await api.register("alice")
         assert (await api.get("/api/user", token)).status_code == 200
+        await outbox.drain()  # what became of the send is recorded after the response
         with psycopg.connect(chosen.database_url) as conn:
             row = conn.execute("SELECT published_at, attempts, last_error FROM outbox").fetchone()
     assert row is not None
@@ -229,11 +266,13 @@ async def test_a_sink_this_process_serves_takes_the_events_in_process(api: Api, 
             assert [envelope.type for envelope in taken] == [events.USER_REGISTERED, events.ARTICLE_CREATED]
             assert taken[1].data["slug"] == created["slug"]
             assert taken[1].data["tagList"] == ["a", "b"]
+            await outbox.drain()  # the marks are written after the response
             assert [row[2] is not None for row in outbox_rows(chosen)] == [True, True]
             assert await outbox.relay() == 0
 
             refusing = True
             await api.create_article(alice, "Kept back")
+            await outbox.drain()  # the refused send gives its lease back after the response
             assert [row[2] is not None for row in outbox_rows(chosen)] == [True, True, False]
             refusing = False
             assert await outbox.relay() == 1

@@ -5,8 +5,8 @@ together or not at all. With a ``K_SINK`` each event row is inserted already lea
 the write that made it (``claimed_until`` and ``claim_token`` set in the INSERT), so
 right after commit a background task sends those events without a claim round trip,
 and their marks are written in batches (one UPDATE for every send that finished while
-the previous one ran). The request waits for that task at most ``EVENT_SEND_WAIT``
-seconds; shutdown waits for every such task (``drain``). If the broker is away the
+the previous one ran). The request waits for the send (not for its marks) at most
+``EVENT_SEND_WAIT`` seconds; shutdown waits for every such task (``drain``). If the broker is away the
 request still succeeds and the events wait, in order, for ``relay()`` (the ``outbox``
 function, woken every minute), which takes over any lease that ran out. A relay first
 leases rows (``FOR UPDATE SKIP LOCKED``, then ``claimed_until``) and sends them holding
@@ -272,16 +272,28 @@ async def drain() -> None:
 
 
 async def _deliver(token: str, outgoing: list[tuple[int, events.Envelope]], sink: str) -> None:
-    """Send a committed write's events, in order; never raises: what fails stays for ``relay``."""
+    """Send a committed write's events, in order, then leave recording what became of them
+    to a task of its own: the write waits for its events to reach the broker, not for the
+    bookkeeping after. Never raises: what fails stays for ``relay``."""
     try:
         outcome = await _attempt([(row_id, envelope, envelope.type) for row_id, envelope in outgoing], sink)
+    except Exception:  # the user's write has committed; a failure here must not fail it
+        _log.exception("event_publish_deferred", events=len(outgoing))
+        return
+    _courier.spawn(_record(token, outcome, len(outgoing)))
+
+
+async def _record(token: str, outcome: _Outcome, count: int) -> None:
+    """Mark what a write's send did to its rows: sent rows in the next batch of marks, the
+    rest one by one. Never raises: a row left unmarked is sent again by ``relay``."""
+    try:
         if outcome.sent and not outcome.refused and not outcome.unsent:
             await _courier.mark_sent(outcome.sent, token)
             EVENTS_PUBLISHED.labels("sent").inc(len(outcome.sent))
         else:
             await _settle(token, outcome)
-    except Exception:  # the user's write has committed; a failure here must not fail it
-        _log.exception("event_publish_deferred", events=len(outgoing))
+    except Exception:
+        _log.exception("event_publish_deferred", events=count)
 
 
 def _envelope(row: dict[str, Any]) -> events.Envelope:
