@@ -58,3 +58,11 @@ def test_the_report_names_each_route_behind_and_each_under_three_times() -> None
     report = _report({"list": _pair("read", 4.0), "user": _pair("read", 0.9), "create": _pair("write", 2.0)})
     assert "(all but login): NO, behind on user." in report
     assert "(the aim): NO: user 0.90x, create 2.00x." in report
+
+
+def test_a_route_the_other_served_nothing_of_is_ahead_only_if_quill_served_something() -> None:
+    served = {**_pair("read", 1.0), "served_ratio": None, "served_per_second": 10.0}
+    neither = {**_pair("write", 1.0), "served_ratio": None, "served_per_second": 0.0}
+    report = _report({"list": served, "create": neither})
+    assert "| list | read | 10 | 1000 | - |" in report
+    assert "(all but login): NO, behind on create." in report

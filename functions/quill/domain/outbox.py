@@ -254,8 +254,11 @@ class _Courier:
                     batch.set_result(None)
 
     async def drain(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds in all for the sends and the marks they spawn."""
+        deadline = asyncio.get_running_loop().time() + grace
         while self.tasks:
-            _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
+            left = max(0.0, deadline - asyncio.get_running_loop().time())
+            _, pending = await asyncio.wait(set(self.tasks), timeout=left)
             if pending:
                 _log.warning("event_sends_abandoned", events=len(pending))  # their rows stay for the relay
                 return
@@ -280,10 +283,10 @@ async def _deliver(token: str, outgoing: list[tuple[int, events.Envelope]], sink
     except Exception:  # the user's write has committed; a failure here must not fail it
         _log.exception("event_publish_deferred", events=len(outgoing))
         return
-    _courier.spawn(_record(token, outcome, len(outgoing)))
+    _courier.spawn(_mark_outcome(token, outcome, len(outgoing)))
 
 
-async def _record(token: str, outcome: _Outcome, count: int) -> None:
+async def _mark_outcome(token: str, outcome: _Outcome, count: int) -> None:
     """Mark what a write's send did to its rows: sent rows in the next batch of marks, the
     rest one by one. Never raises: a row left unmarked is sent again by ``relay``."""
     try:

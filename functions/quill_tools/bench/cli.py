@@ -148,13 +148,15 @@ def run(args: argparse.Namespace) -> None:
     from quill_tools.bench.report import markdown, targets
 
     out = Path(args.out)
+    if args.against and args.suite != "versus":
+        raise SystemExit("--against is for quill bench versus")
     runners = {**SUITES, "versus": _versus}
     chosen = list(SUITES) if args.suite == "all" else [args.suite]
     results: dict[str, dict[str, Any]] = {}
     for suite in chosen:
         result = runners[suite](args)
         result["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        against = f" --against {args.against}" if suite == "versus" else ""
+        against = f" --against {args.against} --against-name {args.against_name}" if suite == "versus" else ""
         result["command"] = f"quill bench {suite}{against}{' --quick' if args.quick else ''}"
         _write(out, suite, result, markdown(suite, result))
         results[suite] = result

@@ -242,7 +242,7 @@ def _client_process(base: str, plan: Plan, connections: int, seconds: float, see
                 rng = random.Random(seed * 1000 + number)  # noqa: S311 - load shape, not security
                 sequence = 0
                 if plan.random_start:
-                    sequence = random.Random(f"{run}-{number}").randrange(len(plan.requests))  # noqa: S311
+                    sequence = random.Random(f"{run}-{seed}-{number}").randrange(len(plan.requests))  # noqa: S311
                 if plan.think_ms:
                     await asyncio.sleep(rng.random() * plan.think_ms / 1000)
                 while time.perf_counter() < deadline:

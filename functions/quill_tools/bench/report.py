@@ -197,12 +197,20 @@ def _versus_lines(result: dict[str, Any]) -> list[str]:
     ]
     for route, pair in routes.items():
         p99 = [statistics.median(cell["p99_ms"] for cell in pair["slices"][side]) for side in ("route", "over")]
+        ratio = "-" if pair["served_ratio"] is None else f"{pair['served_ratio']:.2f}"
         lines.append(
             f"| {route} | {pair['kind']} | {pair['served_per_second']:.0f} | {pair['over_served_per_second']:.0f} "
-            f"| {pair['served_ratio']:.2f} | {p99[0]:.1f} | {p99[1]:.1f} | {pair['errors']} | {pair['over_errors']} "
+            f"| {ratio} | {p99[0]:.1f} | {p99[1]:.1f} | {pair['errors']} | {pair['over_errors']} "
             f"| {pair['steal_pct']:.1f} |"
         )
-    judged = {route: pair["served_ratio"] for route, pair in routes.items() if pair["kind"] != "unjudged"}
+    # The other serving nothing: ahead (and past 3x) only if Quill served something.
+    judged = {
+        route: (float("inf") if pair["served_per_second"] > 0 else 0.0)
+        if pair["served_ratio"] is None
+        else pair["served_ratio"]
+        for route, pair in routes.items()
+        if pair["kind"] != "unjudged"
+    }
     behind = [route for route, ratio in judged.items() if ratio <= 1]
     short = [f"{route} {ratio:.2f}x" for route, ratio in judged.items() if ratio < 3]
     ahead = "yes" if not behind else "NO, behind on " + ", ".join(behind)

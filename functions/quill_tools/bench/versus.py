@@ -47,7 +47,7 @@ ROUTES: tuple[str, ...] = READS + WRITES + UNJUDGED
 
 
 # A create as a RealWorld frontend's editor sends it: every field filled, a tag. Other
-# backends refuse less (one asks 10+ characters of description and body, and a tagList).
+# backends are stricter (one asks 10+ characters of description and body, and a tagList).
 _CREATE = json.dumps(
     {
         "article": {
@@ -87,7 +87,8 @@ def _plan(route: str, accounts: list[dict[str, str]]) -> Plan:
 def served_per_second(cells: list[dict[str, Any]]) -> float:
     """The mean rate of successful answers over ``cells`` (errors left out)."""
     return statistics.fmean(
-        cell["requests_per_second"] * (1 - cell["errors"] / cell["requests"]) if cell["requests"] else 0.0
+        # wrk counts socket errors apart from its requests: never below nothing served
+        cell["requests_per_second"] * max(0.0, 1 - cell["errors"] / cell["requests"]) if cell["requests"] else 0.0
         for cell in cells
     )
 
@@ -146,7 +147,7 @@ def _judged(route: str, pair: dict[str, Any]) -> dict[str, Any]:
         "kind": kind,
         "served_per_second": served,
         "over_served_per_second": other,
-        "served_ratio": served / other if other else float("inf"),
+        "served_ratio": served / other if other else None,  # None: the other served nothing
         "errors": sum(cell["errors"] for cell in mine),
         "over_errors": sum(cell["errors"] for cell in theirs),
     }
