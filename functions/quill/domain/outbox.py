@@ -255,9 +255,10 @@ class _Courier:
 
     async def drain(self, grace: float) -> None:
         """Wait up to ``grace`` seconds in all for the sends and the marks they spawn."""
-        deadline = asyncio.get_running_loop().time() + grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         while self.tasks:
-            left = max(0.0, deadline - asyncio.get_running_loop().time())
+            left = max(0.0, deadline - loop.time())
             _, pending = await asyncio.wait(set(self.tasks), timeout=left)
             if pending:
                 _log.warning("event_sends_abandoned", events=len(pending))  # their rows stay for the relay

@@ -203,14 +203,7 @@ def _versus_lines(result: dict[str, Any]) -> list[str]:
             f"| {ratio} | {p99[0]:.1f} | {p99[1]:.1f} | {pair['errors']} | {pair['over_errors']} "
             f"| {pair['steal_pct']:.1f} |"
         )
-    # The other serving nothing: ahead (and past 3x) only if Quill served something.
-    judged = {
-        route: (float("inf") if pair["served_per_second"] > 0 else 0.0)
-        if pair["served_ratio"] is None
-        else pair["served_ratio"]
-        for route, pair in routes.items()
-        if pair["kind"] != "unjudged"
-    }
+    judged = {route: _served_ratio(pair) for route, pair in routes.items() if pair["kind"] != "unjudged"}
     behind = [route for route, ratio in judged.items() if ratio <= 1]
     short = [f"{route} {ratio:.2f}x" for route, ratio in judged.items() if ratio < 3]
     ahead = "yes" if not behind else "NO, behind on " + ", ".join(behind)
@@ -220,6 +213,14 @@ def _versus_lines(result: dict[str, Any]) -> list[str]:
         f"At 3x or more on reads and writes (the aim): {'yes' if not short else 'NO: ' + ', '.join(short)}.",
     ]
     return lines
+
+
+def _served_ratio(pair: dict[str, Any]) -> float:
+    """Quill's served answers over the other's; the other serving nothing is ahead (and
+    past 3x) only if Quill served something."""
+    if pair["served_ratio"] is not None:
+        return float(pair["served_ratio"])
+    return float("inf") if pair["served_per_second"] > 0 else 0.0
 
 
 _LINES = {
